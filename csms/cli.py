@@ -1,0 +1,361 @@
+"""The ``csms`` command line.
+
+Every command reads the same settings as the server (``CSMS_*`` environment
+variables). With no ``CSMS_DATABASE_URL`` the embedded PostgreSQL in
+``$CSMS_DATA_DIR`` is used (started if needed, stopped again afterwards if
+this command started it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import datetime
+from typing import Any, Optional, TypeVar
+
+import asyncpg
+import orjson
+import typer
+
+from . import db
+from .config import Settings, load_settings
+from .logs import setup_logging
+
+app = typer.Typer(help="OCPP charging-station management system with regulator reporting.",
+                  no_args_is_help=True, add_completion=False)
+db_app = typer.Typer(help="Database schema and maintenance.", no_args_is_help=True)
+chargers_app = typer.Typer(help="Registered charge points.", no_args_is_help=True)
+idtags_app = typer.Typer(help="Id tags (RFID cards, tokens) and their authorization status.", no_args_is_help=True)
+sessions_app = typer.Typer(help="Charging sessions.", no_args_is_help=True)
+faults_app = typer.Typer(help="Connector and charger faults.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(chargers_app, name="chargers")
+app.add_typer(idtags_app, name="idtags")
+app.add_typer(sessions_app, name="sessions")
+app.add_typer(faults_app, name="faults")
+
+T = TypeVar("T")
+
+
+def fail(message: str, code: int = 1) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except Exception as exc:  # pydantic.ValidationError names the bad setting
+        fail(f"invalid configuration: {exc}", 2)
+        raise
+
+
+@contextlib.contextmanager
+def database_url() -> Iterator[str]:
+    """The database URL, starting (and afterwards stopping) the embedded server when needed."""
+    from .app import resolve_database_url
+
+    settings = _settings()
+    try:
+        url, server = resolve_database_url(settings)
+    except Exception as exc:  # noqa: BLE001 - a message the operator can act on
+        fail(str(exc))
+        raise
+    try:
+        yield url
+    finally:
+        if server is not None and getattr(server, "started_here", False):
+            server.stop()
+
+
+def run_db(fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    """Run *fn* with a connection to an up-to-date database."""
+
+    async def main() -> T:
+        conn = await asyncpg.connect(url)
+        try:
+            await db.upgrade(conn)
+            return await fn(conn)
+        finally:
+            await conn.close()
+
+    with database_url() as url:
+        try:
+            return asyncio.run(main())
+        except (OSError, asyncpg.PostgresConnectionError) as exc:
+            fail(f"cannot reach the database: {exc}")
+            raise
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def emit(rows: list[dict[str, Any]], as_json: bool, columns: list[str]) -> None:
+    if as_json:
+        out = sys.stdout.buffer
+        for row in rows:
+            out.write(orjson.dumps(row, default=_json_default) + b"\n")
+        out.flush()
+        return
+    if not rows:
+        typer.echo("(none)")
+        return
+    text = [[("" if r.get(c) is None else (r[c].isoformat(timespec="seconds") if isinstance(r[c], datetime)
+                                          else str(r[c]))) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(t[i]) for t in text)) for i, c in enumerate(columns)]
+    typer.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip())
+    for t in text:
+        typer.echo("  ".join(v.ljust(w) for v, w in zip(t, widths)).rstrip())
+
+
+def _parse_dt(value: str | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    from .events import parse_time
+
+    try:
+        return parse_time(value if "T" in value or " " in value else value + "T00:00:00Z")
+    except ValueError:
+        fail(f"{name}: not a date or timestamp: {value!r}", 2)
+        raise
+
+
+# ------------------------------------------------------------------------- serve
+@app.command()
+def serve(
+    ocpp_port: Optional[int] = typer.Option(None, help="OCPP websocket port (default 9000)."),
+    api_port: Optional[int] = typer.Option(None, help="HTTP API port (default 8000)."),
+) -> None:
+    """Run the CSMS: OCPP gateway (and HTTP API) until SIGINT/SIGTERM."""
+    from .app import resolve_database_url, run_forever
+
+    try:
+        settings = load_settings(ocpp_port=ocpp_port, api_port=api_port)
+    except Exception as exc:  # noqa: BLE001
+        fail(f"invalid configuration: {exc}", 2)
+        raise
+    setup_logging(settings.log_level)
+    try:
+        url, server = resolve_database_url(settings)
+    except Exception as exc:  # noqa: BLE001
+        fail(str(exc))
+        raise
+    try:
+        asyncio.run(run_forever(settings, url))
+    except OSError as exc:
+        fail(f"cannot start: {exc}")
+    finally:
+        if server is not None:
+            server.stop()
+
+
+# ------------------------------------------------------------------------- db
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply pending schema migrations (idempotent; safe with several nodes)."""
+    with database_url() as url:
+        applied = asyncio.run(db.upgrade(url))
+    typer.echo(f"applied: {', '.join(applied)}" if applied else "database is up to date")
+
+
+# ------------------------------------------------------------------------- chargers
+@chargers_app.command("add")
+def chargers_add(
+    charge_point_id: str = typer.Argument(..., help="The id the charger uses in its URL."),
+    password: Optional[str] = typer.Option(None, help="HTTP Basic password (security profile 1)."),
+    security_profile: Optional[int] = typer.Option(None, min=0, max=3,
+                                                   help="0 none, 1 Basic, 2 TLS+Basic, 3 mutual TLS."),
+) -> None:
+    """Register a charge point (or update its password / security profile)."""
+    from .passwords import hash_password
+
+    if not charge_point_id or len(charge_point_id) > 64 or "/" in charge_point_id:
+        fail("charge point id must be 1-64 characters without '/'", 2)
+    profile = security_profile if security_profile is not None else (1 if password else 0)
+    hashed = hash_password(password) if password else None
+
+    async def fn(conn: asyncpg.Connection) -> bool:
+        return await conn.fetchval(
+            """INSERT INTO charge_points (id, password_hash, security_profile) VALUES ($1, $2, $3)
+               ON CONFLICT (id) DO UPDATE SET password_hash = COALESCE($2, charge_points.password_hash),
+                   security_profile = $3, updated_at = now()
+               RETURNING (xmax = 0)""", charge_point_id, hashed, profile)
+
+    created = run_db(fn)
+    typer.echo(f"{'registered' if created else 'updated'} {charge_point_id}")
+
+
+@chargers_app.command("remove")
+def chargers_remove(charge_point_id: str) -> None:
+    """Unregister a charge point (its sessions and history are kept)."""
+
+    async def fn(conn: asyncpg.Connection) -> str:
+        return await conn.execute("DELETE FROM charge_points WHERE id=$1", charge_point_id)
+
+    if run_db(fn) == "DELETE 0":
+        fail(f"no charge point {charge_point_id!r}")
+    typer.echo(f"removed {charge_point_id}")
+
+
+@chargers_app.command("list")
+def chargers_list(as_json: bool = typer.Option(False, "--json", help="One JSON object per line.")) -> None:
+    """Registered charge points with their live state."""
+
+    async def fn(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+        rows = await conn.fetch(
+            """SELECT id, ocpp_version, security_profile, vendor, model, firmware_version,
+                      (lease_expires_at IS NOT NULL AND lease_expires_at > now()) AS online, node_id,
+                      connected_since, last_seen, registered_at
+               FROM charge_points ORDER BY id""")
+        return [dict(r) for r in rows]
+
+    emit(run_db(fn), as_json, ["id", "online", "ocpp_version", "security_profile", "vendor", "model",
+                               "last_seen"])
+
+
+# ------------------------------------------------------------------------- id tags
+@idtags_app.command("add")
+def idtags_add(
+    id_tag: str = typer.Argument(..., help="The tag as the charger reports it (≤ 20 chars in 1.6)."),
+    expires: Optional[str] = typer.Option(None, help="Expiry date or timestamp (ISO 8601)."),
+    blocked: bool = typer.Option(False, help="Register the tag as Blocked."),
+    parent: Optional[str] = typer.Option(None, help="Parent id tag (group)."),
+) -> None:
+    """Add an id tag, or update it."""
+    if not id_tag or len(id_tag) > 36:
+        fail("id tag must be 1-36 characters", 2)
+    expiry = _parse_dt(expires, "--expires")
+
+    async def fn(conn: asyncpg.Connection) -> bool:
+        return await conn.fetchval(
+            """INSERT INTO id_tags (id_tag, status, expiry_date, parent_id_tag) VALUES ($1,$2,$3,$4)
+               ON CONFLICT (id_tag) DO UPDATE SET status=$2, expiry_date=$3, parent_id_tag=$4, updated_at=now()
+               RETURNING (xmax = 0)""", id_tag, "Blocked" if blocked else "Accepted", expiry, parent)
+
+    typer.echo(f"{'added' if run_db(fn) else 'updated'} {id_tag}")
+
+
+@idtags_app.command("list")
+def idtags_list(as_json: bool = typer.Option(False, "--json", help="One JSON object per line.")) -> None:
+    """Id tags and their status."""
+
+    async def fn(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+        return [dict(r) for r in await conn.fetch(
+            "SELECT id_tag, status, expiry_date, parent_id_tag, created_at FROM id_tags ORDER BY id_tag")]
+
+    emit(run_db(fn), as_json, ["id_tag", "status", "expiry_date", "parent_id_tag"])
+
+
+# ------------------------------------------------------------------------- sessions
+SESSION_COLUMNS = ["id", "charge_point_id", "connector_id", "transaction_id", "id_tag", "started_at",
+                   "stopped_at", "meter_start_wh", "meter_stop_wh", "energy_wh", "stop_reason"]
+
+
+@sessions_app.command("list")
+def sessions_list(
+    charger: Optional[str] = typer.Option(None, help="Only this charge point."),
+    since: Optional[str] = typer.Option(None, help="Started at or after (ISO date/time)."),
+    until: Optional[str] = typer.Option(None, help="Started before (ISO date/time)."),
+    open_only: bool = typer.Option(False, "--open", help="Only sessions still running."),
+    limit: int = typer.Option(100, min=1, max=100000, help="At most this many (newest first)."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+) -> None:
+    """Charging sessions, newest first."""
+    lo, hi = _parse_dt(since, "--since"), _parse_dt(until, "--until")
+
+    async def fn(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+        rows = await conn.fetch(
+            """SELECT id, charge_point_id, connector_id, evse_id, transaction_id, ocpp_version, id_tag,
+                      id_tag_status, started_at, stopped_at, meter_start_wh, meter_stop_wh, energy_wh,
+                      stop_reason, anomaly
+               FROM sessions
+               WHERE ($1::text IS NULL OR charge_point_id = $1)
+                 AND ($2::timestamptz IS NULL OR started_at >= $2)
+                 AND ($3::timestamptz IS NULL OR started_at < $3)
+                 AND (NOT $4 OR stopped_at IS NULL)
+               ORDER BY coalesce(started_at, stopped_at) DESC, id DESC LIMIT $5""",
+            charger, lo, hi, open_only, limit)
+        return [dict(r) for r in rows]
+
+    emit(run_db(fn), as_json, SESSION_COLUMNS)
+
+
+# ------------------------------------------------------------------------- faults
+@faults_app.command("list")
+def faults_list(
+    open_only: bool = typer.Option(False, "--open", help="Only faults not yet recovered."),
+    charger: Optional[str] = typer.Option(None, help="Only this charge point."),
+    limit: int = typer.Option(100, min=1, max=100000, help="At most this many (newest first)."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+) -> None:
+    """Faults opened by error codes, Faulted statuses and charger problem events."""
+
+    async def fn(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+        rows = await conn.fetch(
+            """SELECT id, charge_point_id, connector_id, source, error_code, vendor_id, vendor_error_code,
+                      info, opened_at, closed_at
+               FROM faults WHERE (NOT $1 OR closed_at IS NULL) AND ($2::text IS NULL OR charge_point_id=$2)
+               ORDER BY opened_at DESC, id DESC LIMIT $3""", open_only, charger, limit)
+        return [dict(r) for r in rows]
+
+    emit(run_db(fn), as_json, ["id", "charge_point_id", "connector_id", "error_code", "vendor_error_code",
+                               "opened_at", "closed_at"])
+
+
+# ------------------------------------------------------------------------- simulate
+@app.command()
+def simulate(
+    url: str = typer.Option("ws://127.0.0.1:9000/ocpp", help="The CSMS's OCPP base URL."),
+    chargers: int = typer.Option(1, min=1, max=10000, help="How many simulated chargers."),
+    ocpp: str = typer.Option("1.6", help="OCPP version: 1.6, 2.0.1 or 2.1."),
+    prefix: str = typer.Option("SIM", help="Charger ids are PREFIX-0001, PREFIX-0002, ..."),
+    sessions: int = typer.Option(1, min=0, help="Sessions per charger (0 = run until interrupted)."),
+    meter_interval: float = typer.Option(1.0, min=0.01, help="Seconds between MeterValues."),
+    samples: int = typer.Option(5, min=1, help="MeterValues per session."),
+    id_tag: str = typer.Option("SIMTAG", help="Id tag the chargers present."),
+    password: Optional[str] = typer.Option(None, help="Basic-auth password of every charger."),
+    fault_rate: float = typer.Option(0.05, min=0, max=1, help="Chance of a fault after a session."),
+    register: bool = typer.Option(False, help="Register the chargers and id tag in the database first."),
+) -> None:
+    """Run simulated chargers (built on the ocpp library) that boot, authorize, charge and report."""
+    from .simulator import SimulatorConfig, run_simulation
+
+    if ocpp not in ("1.6", "2.0.1", "2.1"):
+        fail(f"--ocpp must be 1.6, 2.0.1 or 2.1, not {ocpp!r}", 2)
+    ids = [f"{prefix}-{i:04d}" for i in range(1, chargers + 1)]
+    if register:
+        from .passwords import hash_password
+
+        hashed = hash_password(password) if password else None
+
+        async def fn(conn: asyncpg.Connection) -> None:
+            await conn.executemany(
+                """INSERT INTO charge_points (id, password_hash, security_profile) VALUES ($1,$2,$3)
+                   ON CONFLICT (id) DO NOTHING""", [(i, hashed, 1 if password else 0) for i in ids])
+            await conn.execute("INSERT INTO id_tags (id_tag) VALUES ($1) ON CONFLICT DO NOTHING", id_tag)
+
+        run_db(fn)
+    setup_logging("INFO")
+    config = SimulatorConfig(url=url.rstrip("/"), ids=ids, version=ocpp, sessions=sessions,
+                             meter_interval=meter_interval, samples=samples, id_tag=id_tag,
+                             password=password, fault_rate=fault_rate)
+    try:
+        report = asyncio.run(run_simulation(config))
+    except KeyboardInterrupt:
+        return
+    typer.echo(orjson.dumps(report).decode())
+    if report["failed_chargers"]:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

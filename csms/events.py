@@ -1,0 +1,201 @@
+"""Domain events and decisions: what a charger said and what the CSMS answers, in any OCPP version.
+
+The version modules (:mod:`csms.versions.v16`, :mod:`csms.versions.v2x`) turn
+OCPP payloads into these events and decisions back into payloads; the service
+layer (:mod:`csms.service`) only ever sees these types. Times are timezone-aware
+UTC datetimes, energy is in Wh, and statuses use one shared vocabulary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+__all__ = [
+    "parse_time", "Sample", "Boot", "Heartbeat", "StatusReport", "AuthorizeRequest",
+    "TransactionStart", "TransactionStop", "TransactionUpdate", "MeterReport", "Notification",
+    "IdTagInfo", "Event",
+]
+
+#: Connector statuses, the union of OCPP 1.6 ChargePointStatus and 2.x ConnectorStatusEnumType.
+STATUSES = frozenset({
+    "Available", "Preparing", "Charging", "SuspendedEVSE", "SuspendedEV", "Finishing",
+    "Reserved", "Unavailable", "Faulted", "Occupied",
+})
+
+#: Stop reasons, one vocabulary for all versions (OCPP 2.x ReasonEnumType, a superset of 1.6 Reason).
+STOP_REASONS = frozenset({
+    "DeAuthorized", "EmergencyStop", "EnergyLimitReached", "EVDisconnected", "GroundFault",
+    "ImmediateReset", "Local", "LocalOutOfCredit", "MasterPass", "Other", "OvercurrentFault",
+    "PowerLoss", "PowerQuality", "Reboot", "Remote", "SOCLimitReached", "StoppedByEV",
+    "TimeLimitReached", "Timeout", "HardReset", "SoftReset", "UnlockCommand",
+    "ReqEnergyTransferRejected", "ResetCommand", "CostLimitReached", "LimitReached",
+})
+
+ENERGY_REGISTER = "Energy.Active.Import.Register"
+ENERGY_INTERVAL = "Energy.Active.Import.Interval"
+
+
+def parse_time(value: str) -> datetime:
+    """Parse an OCPP timestamp: RFC 3339 with or without fractional seconds, ``Z`` or an offset.
+
+    A timestamp without an offset is taken as UTC. The result is always UTC.
+    Raises ``ValueError`` for anything else.
+    """
+    if not isinstance(value, str) or len(value) < 19:
+        raise ValueError(f"not a timestamp: {value!r}")
+    text = value.strip()
+    if text[-1] in "zZ":
+        text = text[:-1] + "+00:00"
+    dt = datetime.fromisoformat(text.replace("t", "T", 1))
+    if dt.tzinfo is None:
+        return dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc)
+
+
+@dataclass(slots=True)
+class Sample:
+    """One sampled value of a meter reading."""
+
+    timestamp: datetime
+    value: float
+    measurand: str = ENERGY_REGISTER
+    phase: str | None = None
+    unit: str | None = "Wh"
+    context: str | None = None
+    location: str | None = None
+    raw: str | None = None  # the value as sent, when it was not a plain number
+
+
+@dataclass(slots=True)
+class Boot:
+    vendor: str
+    model: str
+    serial_number: str | None = None
+    charge_box_serial_number: str | None = None
+    firmware_version: str | None = None
+    iccid: str | None = None
+    imsi: str | None = None
+    meter_type: str | None = None
+    meter_serial_number: str | None = None
+    reason: str | None = None
+
+
+@dataclass(slots=True)
+class Heartbeat:
+    pass
+
+
+@dataclass(slots=True)
+class StatusReport:
+    connector_id: int  # 0 = the charger itself
+    status: str
+    timestamp: datetime | None
+    error_code: str = "NoError"
+    evse_id: int | None = None
+    info: str | None = None
+    vendor_id: str | None = None
+    vendor_error_code: str | None = None
+
+
+@dataclass(slots=True)
+class AuthorizeRequest:
+    id_tag: str
+    token_type: str | None = None
+
+
+@dataclass(slots=True)
+class IdTagInfo:
+    status: str  # Accepted, Blocked, Expired, Invalid, ConcurrentTx (2.x adds Unknown, NoCredit, ...)
+    expiry_date: datetime | None = None
+    parent_id_tag: str | None = None
+
+
+@dataclass(slots=True)
+class TransactionStart:
+    connector_id: int
+    id_tag: str | None
+    timestamp: datetime
+    meter_start_wh: float | None
+    evse_id: int | None = None
+    transaction_id: str | None = None  # None: the CSMS assigns one (OCPP 1.6)
+    reservation_id: int | None = None
+    seq_no: int | None = None
+    trigger_reason: str | None = None
+    offline: bool = False
+    samples: list[Sample] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class TransactionUpdate:
+    """A 2.x TransactionEvent(Updated): samples and state while a transaction runs."""
+
+    transaction_id: str
+    timestamp: datetime
+    seq_no: int | None = None
+    connector_id: int | None = None
+    evse_id: int | None = None
+    id_tag: str | None = None
+    charging_state: str | None = None
+    trigger_reason: str | None = None
+    offline: bool = False
+    samples: list[Sample] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class TransactionStop:
+    transaction_id: str
+    timestamp: datetime
+    meter_stop_wh: float | None
+    reason: str | None = None
+    id_tag: str | None = None
+    connector_id: int | None = None
+    evse_id: int | None = None
+    seq_no: int | None = None
+    trigger_reason: str | None = None
+    offline: bool = False
+    samples: list[Sample] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class MeterReport:
+    connector_id: int
+    samples: list[Sample]
+    transaction_id: str | None = None
+    evse_id: int | None = None
+
+
+@dataclass(slots=True)
+class Notification:
+    """A charger message that is stored as it came (DataTransfer, firmware/diagnostics status, ...)."""
+
+    action: str
+    payload: dict[str, Any]
+    timestamp: datetime | None = None
+
+
+Event = (Boot | Heartbeat | StatusReport | AuthorizeRequest | TransactionStart | TransactionUpdate
+         | TransactionStop | MeterReport | Notification)
+
+
+@dataclass(slots=True)
+class BootResult:
+    status: str  # Accepted, Pending, Rejected
+    interval: int
+    current_time: datetime
+
+
+@dataclass(slots=True)
+class StartResult:
+    transaction_id: str
+    id_tag_info: IdTagInfo
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def format_time(dt: datetime) -> str:
+    """RFC 3339 UTC with millisecond precision and ``Z``, as chargers expect."""
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
