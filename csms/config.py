@@ -17,7 +17,13 @@ __all__ = ["Settings", "load_settings"]
 
 
 def _default_data_dir() -> Path:
-    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "csms"
+    """``~/.local/share/csms``; as root ``/var/lib/csms`` (the embedded PostgreSQL then runs as an
+    unprivileged user, which cannot enter root's home)."""
+    if "XDG_DATA_HOME" in os.environ:
+        return Path(os.environ["XDG_DATA_HOME"]) / "csms"
+    if os.geteuid() == 0:
+        return Path("/var/lib/csms")
+    return Path.home() / ".local" / "share" / "csms"
 
 
 class Settings(BaseSettings):

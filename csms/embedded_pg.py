@@ -209,9 +209,11 @@ def _may(ident: _Ident, st: os.stat_result, want: int) -> bool:
     return (bits & want) == want
 
 
-def _check_reachable(ident: _Ident, path: Path, what: str, remedy: str) -> None:
-    """Fail clearly if ``ident`` cannot traverse every parent directory of ``path``."""
-    for parent in reversed(path.parents):
+def _check_reachable(
+    ident: _Ident, path: Path, what: str, remedy: str, dirs: list[Path] | None = None
+) -> None:
+    """Fail clearly if ``ident`` cannot traverse ``dirs`` (default: every parent of ``path``)."""
+    for parent in dirs if dirs is not None else reversed(path.parents):
         st = parent.stat()
         if not _may(ident, st, 1):
             raise EmbeddedPostgresError(
@@ -438,11 +440,14 @@ class EmbeddedPostgres:
     def __init__(self, data_dir: Path, port: int | None = None, run_as: str | None = None) -> None:
         if port is not None and not 0 < port < 65536:
             raise ValueError(f"port must be in 1..65535, not {port}")
-        self.data_dir: Path = Path(data_dir).expanduser().absolute()
+        self.data_dir: Path = Path(data_dir).expanduser().resolve()
         self._port = port
         self._run_as = run_as
         self._url: str | None = None
         self._pid: int | None = None
+        #: True when the last :meth:`start` launched the server, False when it adopted a running one
+        #: (e.g. the one ``csms serve`` started): a short-lived command stops only what it started.
+        self.started_here: bool = False
 
     # ----- public API ------------------------------------------------------ #
 
@@ -499,6 +504,7 @@ class EmbeddedPostgres:
             if pf is not None and self._port is not None and pf.port != self._port:
                 self._ctl_stop(bin_dir, pf, "fast")
                 pf = None
+            self.started_here = pf is None
             if pf is None:
                 if ident is not None:
                     self._own_data_dir(ident)
@@ -555,6 +561,10 @@ class EmbeddedPostgres:
 
     def _make_data_dir(self, ident: _Ident | None) -> None:
         d = self.data_dir
+        remedy = "Put the data directory below traversable directories (e.g. CSMS_DATA_DIR=/var/lib/csms)"
+        if ident is not None:  # check what exists before creating anything
+            existing = [p for p in reversed(d.parents) if p.is_dir()]
+            _check_reachable(ident, d, "the data directory", remedy, existing)
         try:
             d.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as e:
@@ -565,10 +575,7 @@ class EmbeddedPostgres:
         if not d.is_dir():
             raise EmbeddedPostgresError(f"{d} exists and is not a directory; choose another data directory")
         if ident is not None:
-            _check_reachable(
-                ident, d, "the data directory",
-                "Put the data directory below traversable directories (e.g. CSMS_DATA_DIR=/var/lib/csms)",
-            )
+            _check_reachable(ident, d, "the data directory", remedy)
 
     def _own_data_dir(self, ident: _Ident) -> None:
         """As root: hand the data directory (only it, recursively) to the server user."""

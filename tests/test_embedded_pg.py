@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -149,7 +151,10 @@ def test_cold_start_then_warm_start_keeps_data(data_dir: Path) -> None:
         running = postmaster_pid(data_dir)
 
         # A different requested port while it runs: the server is restarted on that port.
-        other = EmbeddedPostgres(data_dir, port=port + 1 if port < 65535 else port - 1)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            free_port = s.getsockname()[1]
+        other = EmbeddedPostgres(data_dir, port=free_port)
         moved = other.start()
         assert moved != url and postmaster_pid(data_dir) != running
         assert sql(moved, "select v from kept") == "hello"
@@ -235,6 +240,6 @@ def test_untraversable_parent_is_reported(base_dir: Path) -> None:
     hidden = base_dir / "private"
     hidden.mkdir(mode=0o700)
     hidden.chmod(0o700)
-    with pytest.raises(EmbeddedPostgresError, match=f"{hidden} is not traversable"):
+    with pytest.raises(EmbeddedPostgresError, match=re.escape(f"{hidden} is not traversable")):
         EmbeddedPostgres(hidden / "pg").start()
     assert hidden.stat().st_mode & 0o777 == 0o700  # parents are never chmodded

@@ -1,0 +1,1 @@
+"""Regulator reporting: reference geography, the plan as data, registry import and metrics."""
