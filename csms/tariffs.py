@@ -49,7 +49,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
-from typing import Union
 from zoneinfo import ZoneInfo
 
 __all__ = [
@@ -70,8 +69,8 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 FEN = Decimal("0.01")
 _PRICE_QUANTUM = Decimal("0.0001")
 
-PriceLike = Union[Decimal, int, str]
-TimeLike = Union[time, str]
+PriceLike = Decimal | int | str
+TimeLike = time | str
 
 
 class TariffError(ValueError):
@@ -141,7 +140,7 @@ class TariffPeriod:
     service_price: Decimal
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Tariff:
     """A time-of-use tariff valid from a date on.
 

@@ -273,7 +273,6 @@ def test_4001_unknown_operator_and_wrong_secrets_are_indistinguishable():
         sig_secret=PLATFORM.sig_secret,
     )
     env_wrong_key = encode_request(OPERATOR_ID, {"a": 1}, wrong_key, now=FIXED)
-    # (retry with another payload in the unlikely case the padding happens to be valid)
     wrong_data = ret_of(env_wrong_key)
     assert unknown.ret == bad_sig.ret == wrong_data.ret == 4001
     assert unknown.msg == bad_sig.msg == wrong_data.msg

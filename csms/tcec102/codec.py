@@ -111,6 +111,14 @@ class Ret(IntEnum):
 _MSG_SIG = "invalid signature"
 
 
+def _as_ret(code: int) -> int:
+    """*code* as a :class:`Ret` member when known, else as a plain int."""
+    try:
+        return Ret(code)
+    except ValueError:
+        return int(code)
+
+
 class PlatformError(Exception):
     """A failure to be reported to the peer as ``Ret``/``Msg``.
 
@@ -419,7 +427,9 @@ def encode_request(
     if not isinstance(operator_id, str) or not operator_id:
         raise ValueError("operator_id must be a non-empty str")
     timestamp, seq = (now if now is not None else _default_seq)()
-    if not _valid_timestamp(timestamp) or not _SEQ_RE.fullmatch(seq):
+    if not (isinstance(timestamp, str) and isinstance(seq, str)) or not (
+        _valid_timestamp(timestamp) and _SEQ_RE.fullmatch(seq)
+    ):
         raise ValueError("stamp must be (yyyyMMddHHmmss, 4 digits)")
     data = encrypt_data(dumps_data(payload), secrets)
     return {
@@ -581,7 +591,7 @@ def encode_response(
         raise TypeError("ret must be an int")
     if not isinstance(msg, str):
         raise TypeError("msg must be a str")
-    ret = Ret(ret) if ret in Ret._value2member_map_ else int(ret)
+    ret = _as_ret(ret)
     if payload is None:
         data = ""
     elif secrets is None:
@@ -623,8 +633,7 @@ def decode_response(
     msg = _str_field(envelope, "Msg")
     data = _str_field(envelope, "Data")
     sig = _str_field(envelope, "Sig")
-    if ret in Ret._value2member_map_:
-        ret = Ret(ret)
+    ret = _as_ret(ret)
     if ret != Ret.OK and data == "" and sig == "":
         return Response(ret, msg, None, signed=False)
     if data and _b64_ciphertext(data) is None:

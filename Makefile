@@ -1,0 +1,37 @@
+# Two commands: `make run` serves chargers, `make test` runs the whole suite.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test install bench demo clean smoke
+
+$(BIN)/python:
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required"'
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## run: apply migrations and serve OCPP (ws://0.0.0.0:9000/ocpp/{id}) and the API (http://0.0.0.0:8000)
+run: install
+	$(BIN)/csms serve
+
+## test: install everything the tests need and run the whole suite
+test: install
+	$(BIN)/python -m pytest -q
+
+## smoke: embedded-database path end to end (used by CI)
+smoke: install
+	$(BIN)/python .ci/smoke_embedded.py
+
+## bench: throughput/latency/RSS against the reference central system
+bench: install
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache
