@@ -15,7 +15,8 @@ from typing import Any
 __all__ = [
     "parse_time", "Sample", "Boot", "Heartbeat", "StatusReport", "AuthorizeRequest",
     "TransactionStart", "TransactionStop", "TransactionUpdate", "MeterReport", "Notification",
-    "IdTagInfo", "Event",
+    "IdTagInfo", "Event", "DeviceVariable", "DeviceReport", "DeviceEvent", "DeviceEventReport",
+    "SecurityEvent", "is_security_alarm", "energy_readings",
 ]
 
 #: Connector statuses, the union of OCPP 1.6 ChargePointStatus and 2.x ConnectorStatusEnumType.
@@ -97,6 +98,7 @@ class StatusReport:
     info: str | None = None
     vendor_id: str | None = None
     vendor_error_code: str | None = None
+    evse_connector_id: int | None = None  # 2.x connectorId within the EVSE
 
 
 @dataclass(slots=True)
@@ -125,6 +127,11 @@ class TransactionStart:
     trigger_reason: str | None = None
     offline: bool = False
     samples: list[Sample] = field(default_factory=list)
+    id_token_type: str | None = None  # 2.x IdTokenEnumType
+    charging_state: str | None = None
+    number_of_phases: int | None = None
+    remote_start_id: int | None = None
+    evse_connector_id: int | None = None  # 2.x connectorId within the EVSE
 
 
 @dataclass(slots=True)
@@ -141,6 +148,11 @@ class TransactionUpdate:
     trigger_reason: str | None = None
     offline: bool = False
     samples: list[Sample] = field(default_factory=list)
+    id_token_type: str | None = None
+    number_of_phases: int | None = None
+    reservation_id: int | None = None
+    remote_start_id: int | None = None
+    evse_connector_id: int | None = None
 
 
 @dataclass(slots=True)
@@ -156,6 +168,12 @@ class TransactionStop:
     trigger_reason: str | None = None
     offline: bool = False
     samples: list[Sample] = field(default_factory=list)
+    id_token_type: str | None = None
+    charging_state: str | None = None
+    number_of_phases: int | None = None
+    reservation_id: int | None = None
+    remote_start_id: int | None = None
+    evse_connector_id: int | None = None
 
 
 @dataclass(slots=True)
@@ -175,8 +193,137 @@ class Notification:
     timestamp: datetime | None = None
 
 
+@dataclass(slots=True)
+class DeviceVariable:
+    """One variable attribute of a 2.x charger's device model (an entry of NotifyReport)."""
+
+    component: str
+    variable: str
+    component_instance: str | None = None
+    evse_id: int | None = None
+    evse_connector_id: int | None = None
+    variable_instance: str | None = None
+    attribute_type: str = "Actual"
+    value: str | None = None
+    mutability: str | None = None
+    persistent: bool | None = None
+    constant: bool | None = None
+    data_type: str | None = None
+    unit: str | None = None
+    min_limit: float | None = None
+    max_limit: float | None = None
+    values_list: str | None = None
+    supports_monitoring: bool | None = None
+
+
+@dataclass(slots=True)
+class DeviceReport:
+    """A 2.x NotifyReport: (part of) the device model, in answer to GetBaseReport / GetReport."""
+
+    request_id: int
+    generated_at: datetime
+    seq_no: int
+    tbc: bool
+    variables: list[DeviceVariable] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class DeviceEvent:
+    """One component/variable event of a 2.x NotifyEvent.
+
+    ``problem`` is decided by the version module: True opens a fault (``error_code`` in the
+    shared 1.6 ChargePointErrorCode vocabulary), False closes it, None leaves faults alone.
+    ``connector_id`` is the shared connector identity (0 = the charger itself).
+    """
+
+    event_id: int
+    timestamp: datetime
+    trigger: str
+    actual_value: str
+    component: str
+    variable: str
+    connector_id: int = 0
+    notification_type: str | None = None
+    component_instance: str | None = None
+    variable_instance: str | None = None
+    evse_id: int | None = None
+    evse_connector_id: int | None = None
+    cause: int | None = None
+    tech_code: str | None = None
+    tech_info: str | None = None
+    cleared: bool | None = None
+    transaction_id: str | None = None
+    monitoring_id: int | None = None
+    severity: int | None = None
+    problem: bool | None = None
+    error_code: str | None = None
+
+
+@dataclass(slots=True)
+class DeviceEventReport:
+    """A 2.x NotifyEvent message: one or more :class:`DeviceEvent`."""
+
+    generated_at: datetime
+    seq_no: int
+    tbc: bool
+    events: list[DeviceEvent] = field(default_factory=list)
+
+
+#: Security event types (OCPP 2.x appendix and 1.6 security whitepaper) that raise an alarm:
+#: they open a fault with source ``security`` that stays open until an operator closes it.
+SECURITY_ALARMS = frozenset({
+    "TamperDetectionActivated", "AttemptedReplayAttacks", "InvalidFirmwareSignature",
+    "InvalidFirmwareSigningCertificate", "InvalidCsmsCertificate", "InvalidCentralSystemCertificate",
+    "InvalidChargingStationCertificate", "InvalidChargePointCertificate", "InvalidTLSVersion",
+    "InvalidTLSCipherSuite", "SecurityLogWasCleared", "MemoryExhaustion", "MaintenanceLoginFailed",
+    "FailedToAuthenticateAtCsms", "FailedToAuthenticateAtCentralSystem", "CsmsFailedToAuthenticate",
+    "CentralSystemFailedToAuthenticate", "InvalidMessages",
+})
+
+
+def is_security_alarm(event_type: str) -> bool:
+    """True for security events that must raise an alarm (tamper, invalid certificates, ...)."""
+    return event_type in SECURITY_ALARMS or "tamper" in event_type.lower()
+
+
+@dataclass(slots=True)
+class SecurityEvent:
+    """SecurityEventNotification (1.6 security edition and 2.x); ``payload`` is kept as it came."""
+
+    type: str
+    timestamp: datetime
+    tech_info: str | None = None
+    alarm: bool = False
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
 Event = (Boot | Heartbeat | StatusReport | AuthorizeRequest | TransactionStart | TransactionUpdate
-         | TransactionStop | MeterReport | Notification)
+         | TransactionStop | MeterReport | Notification | DeviceReport | DeviceEventReport | SecurityEvent)
+
+
+def energy_readings(samples: list[Sample]) -> tuple[tuple[datetime, float] | None,
+                                                    tuple[datetime, float] | None, float | None]:
+    """The energy facts of a transaction's samples: (first reading, last reading, interval sum).
+
+    Readings are total (phase-less) ``Energy.Active.Import.Register`` values. A reading with
+    context ``Transaction.End`` never counts as a first reading and one with
+    ``Transaction.Begin`` never as a last one. The interval sum adds the phase-less
+    ``Energy.Active.Import.Interval`` values, each timestamp once.
+    """
+    first: tuple[datetime, float] | None = None
+    last: tuple[datetime, float] | None = None
+    intervals: dict[datetime, float] = {}
+    for s in samples:
+        if s.phase is not None or s.value != s.value:  # NaN
+            continue
+        if s.measurand == ENERGY_REGISTER:
+            if s.context != "Transaction.End" and (first is None or s.timestamp < first[0]):
+                first = (s.timestamp, s.value)
+            if s.context != "Transaction.Begin" and (last is None or s.timestamp >= last[0]):
+                last = (s.timestamp, s.value)
+        elif s.measurand == ENERGY_INTERVAL:
+            intervals[s.timestamp] = s.value
+    return first, last, (sum(intervals.values()) if intervals else None)
 
 
 @dataclass(slots=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-SUBPROTOCOLS: dict[str, str] = {"ocpp1.6": "1.6"}
+SUBPROTOCOLS: dict[str, str] = {"ocpp2.1": "2.1", "ocpp2.0.1": "2.0.1", "ocpp1.6": "1.6"}
 
 
 def negotiate(offered: Sequence[str]) -> str | None:
@@ -27,4 +27,7 @@ def codec_for(version: str):
     if version == "1.6":
         from . import v16
         return v16
+    if version in ("2.0.1", "2.1"):
+        from . import v2x
+        return v2x
     raise ValueError(f"unsupported OCPP version {version!r}")
