@@ -13,6 +13,7 @@ import contextlib
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Optional, TypeVar
 
 import asyncpg
@@ -24,7 +25,7 @@ from .config import Settings, load_settings
 from .logs import setup_logging
 
 app = typer.Typer(help="OCPP charging-station management system with regulator reporting.",
-                  no_args_is_help=True, add_completion=False)
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 db_app = typer.Typer(help="Database schema and maintenance.", no_args_is_help=True)
 chargers_app = typer.Typer(help="Registered charge points.", no_args_is_help=True)
 idtags_app = typer.Typer(help="Id tags (RFID cards, tokens) and their authorization status.", no_args_is_help=True)
@@ -130,12 +131,17 @@ def _parse_dt(value: str | None, name: str) -> datetime | None:
 def serve(
     ocpp_port: Optional[int] = typer.Option(None, help="OCPP websocket port (default 9000)."),
     api_port: Optional[int] = typer.Option(None, help="HTTP API port (default 8000)."),
+    tls_port: Optional[int] = typer.Option(None, help="Also serve wss:// on this port (security profiles 2, 3)."),
+    tls_cert: Optional[Path] = typer.Option(None, help="PEM server certificate (chain) for wss://."),
+    tls_key: Optional[Path] = typer.Option(None, help="PEM private key of the server certificate."),
+    tls_client_ca: Optional[Path] = typer.Option(None, help="PEM CA bundle of charger certificates (profile 3)."),
 ) -> None:
-    """Run the CSMS: OCPP gateway (and HTTP API) until SIGINT/SIGTERM."""
+    """Run the CSMS: OCPP gateway (ws:// and optionally wss://, and HTTP API) until SIGINT/SIGTERM."""
     from .app import resolve_database_url, run_forever
 
     try:
-        settings = load_settings(ocpp_port=ocpp_port, api_port=api_port)
+        settings = load_settings(ocpp_port=ocpp_port, api_port=api_port, tls_port=tls_port, tls_cert=tls_cert,
+                                 tls_key=tls_key, tls_client_ca=tls_client_ca)
     except Exception as exc:  # noqa: BLE001
         fail(f"invalid configuration: {exc}", 2)
         raise
