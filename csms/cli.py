@@ -22,6 +22,7 @@ import typer
 
 from . import db
 from .config import Settings, load_settings
+from .configtools import describe_error
 from .logs import setup_logging
 
 app = typer.Typer(help="OCPP charging-station management system with regulator reporting.",
@@ -49,7 +50,7 @@ def _settings() -> Settings:
     try:
         return load_settings()
     except Exception as exc:  # pydantic.ValidationError names the bad setting
-        fail(f"invalid configuration: {exc}", 2)
+        fail(f"invalid configuration: {describe_error(exc)}", 2)
         raise
 
 
@@ -143,7 +144,7 @@ def serve(
         settings = load_settings(ocpp_port=ocpp_port, api_port=api_port, tls_port=tls_port, tls_cert=tls_cert,
                                  tls_key=tls_key, tls_client_ca=tls_client_ca)
     except Exception as exc:  # noqa: BLE001
-        fail(f"invalid configuration: {exc}", 2)
+        fail(f"invalid configuration: {describe_error(exc)}", 2)
         raise
     setup_logging(settings.log_level)
     try:
@@ -151,8 +152,18 @@ def serve(
     except Exception as exc:  # noqa: BLE001
         fail(str(exc))
         raise
+    def started(running) -> None:
+        host = "127.0.0.1" if settings.ocpp_host in ("0.0.0.0", "::") else settings.ocpp_host
+        api_host = "127.0.0.1" if settings.api_host in ("0.0.0.0", "::") else settings.api_host
+        ports = ", ".join(f"ws://{host}:{p}/ocpp" for p in running.gateway.ports)
+        typer.echo(f"node {settings.node_id}: OCPP {ports}", err=False)
+        if running.api_port is not None:
+            typer.echo(f"node {settings.node_id}: HTTP API http://{api_host}:{running.api_port}/api/v1 "
+                       f"(docs /docs)")
+        sys.stdout.flush()
+
     try:
-        asyncio.run(run_forever(settings, url))
+        asyncio.run(run_forever(settings, url, on_started=started))
     except OSError as exc:
         fail(f"cannot start: {exc}")
     finally:
@@ -167,6 +178,94 @@ def db_upgrade() -> None:
     with database_url() as url:
         applied = asyncio.run(db.upgrade(url))
     typer.echo(f"applied: {', '.join(applied)}" if applied else "database is up to date")
+
+
+
+@db_app.command("maintain")
+def db_maintain(
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only report what would be created, dropped, deleted."),
+    as_json: bool = typer.Option(False, "--json", help="The report as one JSON object."),
+) -> None:
+    """Create monthly partitions ahead and enforce the retention period (CSMS_RETENTION_YEARS, default 5)."""
+    from .maintenance import maintain
+
+    settings = _settings()
+
+    async def fn(conn: asyncpg.Connection) -> Any:
+        return await maintain(conn, retention_years=settings.retention_years,
+                              retention_override=settings.retention_override,
+                              months_ahead=settings.partitions_ahead_months, dry_run=dry_run, wait_for_lock=True)
+
+    report = run_db(fn)
+    if as_json:
+        typer.echo(orjson.dumps(report.as_dict()).decode())
+    else:
+        verb = "would " if dry_run else ""
+        typer.echo(f"retention: {settings.retention_years} years, keeping data from {report.cutoff:%Y-%m-%d}")
+        typer.echo(f"partitions {verb}create: {', '.join(report.created) or 'none'}")
+        typer.echo(f"partitions {verb}drop: {', '.join(report.dropped) or 'none'}")
+        rows = ", ".join(f"{t} {n}" for t, n in report.deleted.items()) or "none"
+        typer.echo(f"rows {verb}delete: {rows}")
+    if report.errors:
+        fail("; ".join(report.errors))
+
+
+@db_app.command("backup")
+def db_backup(file: Path = typer.Argument(..., help="The archive to write (pg_dump custom format).")) -> None:
+    """Back up the database with pg_dump (custom format); see deploy/README.md for the procedure."""
+    from .backup import BackupError, backup
+
+    settings = _settings()
+    with database_url() as url:
+        try:
+            tool = asyncio.run(backup(url, file, bin_dir=settings.pg_bin_dir))
+        except (BackupError, OSError, asyncpg.PostgresError) as exc:
+            fail(str(exc))
+            raise
+    typer.echo(f"backup written to {file} ({file.stat().st_size} bytes, {tool.path.name} {tool.major})")
+
+
+@db_app.command("restore")
+def db_restore(
+    file: Path = typer.Argument(..., help="An archive written by `csms db backup`."),
+    clean: bool = typer.Option(False, "--clean", help="Replace the contents of a database that is not empty."),
+) -> None:
+    """Restore a backup into the configured database (empty, or --clean), in one transaction."""
+    from .backup import BackupError, restore
+
+    settings = _settings()
+    with database_url() as url:
+        try:
+            asyncio.run(restore(url, file, clean=clean, bin_dir=settings.pg_bin_dir))
+            applied = asyncio.run(db.upgrade(url))
+        except (BackupError, OSError, asyncpg.PostgresError) as exc:
+            fail(str(exc))
+            raise
+    typer.echo(f"restored {file}" + (f"; then applied {', '.join(applied)}" if applied else ""))
+
+
+# ------------------------------------------------------------------------- config
+config_app = typer.Typer(help="The effective configuration.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("show")
+def config_show(as_json: bool = typer.Option(False, "--json", help="One JSON object per setting.")) -> None:
+    """Every setting with its effective value (environment, CSMS_CONFIG_FILE, default); secrets redacted."""
+    from .configtools import effective_config
+
+    rows = effective_config(_settings())
+    if as_json:
+        for row in rows:
+            typer.echo(orjson.dumps(row, default=str).decode())
+        return
+    width = max(len(r["variable"]) for r in rows)
+    for r in rows:
+        value = r["value"]
+        value = ("" if value is None else ",".join(value) if isinstance(value, list)
+                 else str(value).lower() if isinstance(value, bool) else value)
+        note = "" if r["source"] == "set" else "  (default)"
+        typer.echo(f"{r['variable'].ljust(width)}  {value}{note}")
 
 
 # ------------------------------------------------------------------------- chargers
@@ -357,6 +456,66 @@ def simulate(
     typer.echo(orjson.dumps(report).decode())
     if report["failed_chargers"]:
         raise typer.Exit(1)
+
+
+# ------------------------------------------------------------------------- tokens
+tokens_app = typer.Typer(help="HTTP API bearer tokens (roles admin, operator, bureau).", no_args_is_help=True)
+app.add_typer(tokens_app, name="tokens")
+
+
+@tokens_app.command("create")
+def tokens_create(
+    role: str = typer.Option(..., help="admin, operator or bureau."),
+    name: str = typer.Option(..., help="Who or what uses the token (recorded with every command)."),
+) -> None:
+    """Create a token. It is printed once, as the last line; only its hash is stored."""
+    from .api.auth import ROLES, TokenExists, create_token
+
+    if role not in ROLES:
+        fail(f"--role must be one of {', '.join(ROLES)}", 2)
+    if not name or len(name) > 100 or any(ord(ch) < 32 for ch in name):
+        fail("--name must be 1-100 printable characters", 2)
+
+    async def fn(conn: asyncpg.Connection) -> tuple[dict[str, Any], str]:
+        try:
+            return await create_token(conn, name, role, created_by="cli")
+        except TokenExists:
+            fail(f"an active token named {name!r} exists already (revoke it first)")
+            raise
+
+    row, token = run_db(fn)
+    typer.echo(f"created token {row['id']} {row['name']!r} with role {row['role']}; "
+               "store it now, it is not shown again:")
+    typer.echo(token)
+
+
+@tokens_app.command("list")
+def tokens_list(
+    include_revoked: bool = typer.Option(False, "--all", help="Include revoked tokens."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+) -> None:
+    """Tokens (never the tokens themselves: their first characters)."""
+    from .api.auth import list_tokens
+
+    async def fn(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+        rows, _ = await list_tokens(conn, include_revoked, limit=100_000)
+        return rows
+
+    emit(run_db(fn), as_json, ["id", "name", "role", "prefix", "created_at", "last_used_at", "revoked_at"])
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(token: str = typer.Argument(..., help="The token's id or name.")) -> None:
+    """Revoke a token; requests with it are refused (401) from then on, on every node."""
+    from .api.auth import revoke_token
+
+    async def fn(conn: asyncpg.Connection) -> dict[str, Any] | None:
+        return await revoke_token(conn, token)
+
+    row = run_db(fn)
+    if row is None:
+        fail(f"no active token {token!r}")
+    typer.echo(f"revoked token {row['id']} {row['name']!r}")
 
 
 def main() -> None:

@@ -23,17 +23,29 @@ from datetime import datetime, timezone
 from typing import Annotated, Any, ClassVar, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from . import validation
 from .events import format_time
 
 __all__ = [
     "OcppCall", "Command", "CommandError", "UnsupportedCommand", "CommandInvalid", "COMMANDS", "build",
-    "VERSIONS",
+    "VERSIONS", "Timestamp",
 ]
 
 VERSIONS = ("1.6", "2.0.1", "2.1")
+
+def _bounded_time(dt: datetime) -> datetime:
+    """A timezone-aware UTC datetime between 1970 and 9000 (naive = UTC)."""
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    if not 1970 <= dt.year <= 9000:
+        raise ValueError("timestamp out of range (years 1970 to 9000)")
+    return dt.astimezone(timezone.utc)
+
+
+#: A timestamp parameter: RFC 3339 / ISO 8601, naive = UTC, normalised to UTC.
+Timestamp = Annotated[datetime, AfterValidator(_bounded_time)]
 
 Int32 = Annotated[int, Field(ge=0, le=2_147_483_647)]
 PositiveInt32 = Annotated[int, Field(ge=1, le=2_147_483_647)]
@@ -127,7 +139,7 @@ class ChargingSchedule(BaseModel):
     unit: Literal["A", "W"]
     periods: list[ChargingSchedulePeriod] = Field(min_length=1, max_length=1024)
     duration: Int32 | None = None
-    start: datetime | None = None
+    start: Timestamp | None = None
     min_charging_rate: float | None = Field(None, ge=0, le=1_000_000)
 
 
@@ -143,8 +155,8 @@ class ChargingProfile(BaseModel):
         description="ChargePointMaxProfile (1.6) and ChargingStationMaxProfile (2.x) are the same thing")
     kind: Literal["Absolute", "Recurring", "Relative"]
     recurrency: Literal["Daily", "Weekly"] | None = None
-    valid_from: datetime | None = None
-    valid_to: datetime | None = None
+    valid_from: Timestamp | None = None
+    valid_to: Timestamp | None = None
     transaction_id: str | None = Field(None, min_length=1, max_length=36)
     schedule: ChargingSchedule
 
@@ -411,7 +423,7 @@ class ReserveNow(Command):
 
     reservation_id: Int32
     id_tag: IdTag
-    expiry: datetime = Field(description="When the reservation ends")
+    expiry: Timestamp = Field(description="When the reservation ends")
     connector_id: Int32 = Field(0, description="1.6 connector (0 = any); 2.x EVSE unless evse_id")
     evse_id: Int32 | None = None
     parent_id_tag: IdTag | None = None
@@ -513,7 +525,7 @@ class LocalListEntry(BaseModel):
     id_tag: IdTag
     status: Literal["Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx"] | None = Field(
         None, description="Omitted in a differential update = remove the tag from the list")
-    expiry: datetime | None = None
+    expiry: Timestamp | None = None
     parent_id_tag: IdTag | None = None
 
 
@@ -582,10 +594,10 @@ class UpdateFirmware(Command):
     summary = "UpdateFirmware"
 
     location: Url
-    retrieve_at: datetime
+    retrieve_at: Timestamp
     retries: Int32 | None = None
     retry_interval: Int32 | None = None
-    install_at: datetime | None = Field(None, description="2.x only")
+    install_at: Timestamp | None = Field(None, description="2.x only")
     request_id: PositiveInt32 | None = Field(None, description="2.x only; generated when omitted")
     signing_certificate: str | None = Field(None, max_length=5500, description="2.x only")
     signature: str | None = Field(None, max_length=800, description="2.x only")
@@ -612,8 +624,8 @@ class GetDiagnostics(Command):
     summary = "GetDiagnostics (1.6) / GetLog (2.x): upload a log to a URL"
 
     location: Url
-    start_time: datetime | None = None
-    stop_time: datetime | None = None
+    start_time: Timestamp | None = None
+    stop_time: Timestamp | None = None
     retries: Int32 | None = None
     retry_interval: Int32 | None = None
     log_type: Literal["DiagnosticsLog", "SecurityLog"] = Field("DiagnosticsLog", description="2.x only")

@@ -35,9 +35,15 @@ log = logging.getLogger("csms.eventbus")
 #: The NOTIFY channel carrying events between nodes.
 CHANNEL = "csms_events"
 
-#: Event kinds (``dropped`` is the marker and ``command`` a command's outcome).
-KINDS = frozenset({"status", "fault", "session_started", "session_stopped", "charger_connected",
-                   "charger_disconnected", "command", "dropped"})
+#: Event kinds: the gateway's and service's (status, sessions, connections, 2.x device faults and
+#: security alarms), ``fault`` (derived here from a status that reports a fault), ``command`` (a
+#: command's outcome, from the API) and ``dropped`` (the marker).
+KINDS = frozenset({"status", "fault", "fault_opened", "fault_closed", "security_alarm", "session_started",
+                   "session_stopped", "charger_connected", "charger_disconnected", "command", "dropped"})
+
+#: What the bureau role sees: charger state, sessions and faults; not commands or security alarms.
+BUREAU_KINDS = frozenset({"status", "fault", "fault_opened", "fault_closed", "session_started",
+                          "session_stopped", "charger_connected", "charger_disconnected", "dropped"})
 
 _NOTIFY_LIMIT = 7900  # bytes; PostgreSQL's NOTIFY payload limit is 8000
 
@@ -233,16 +239,15 @@ def role_filter(role: str, kinds: Iterable[str] | None = None, charger: str | No
     """The events a caller with *role* may see, optionally narrowed to *kinds* and one *charger*.
 
     admin and operator see everything; bureau sees charger state, sessions and
-    faults but not command results.
+    faults but not command results or security alarms.
     """
-    allowed = set(KINDS) if role in ("admin", "operator") else {
-        "status", "fault", "session_started", "session_stopped", "charger_connected", "charger_disconnected",
-        "dropped"}
+    allowed: set[str] | None = None if role in ("admin", "operator") else set(BUREAU_KINDS)
     if kinds:
-        allowed &= set(kinds) | {"dropped"}
+        wanted = set(kinds) | {"dropped"}
+        allowed = wanted if allowed is None else allowed & wanted
 
     def accept(event: Event) -> bool:
-        if event.get("kind") not in allowed:
+        if allowed is not None and event.get("kind") not in allowed:
             return False
         return charger is None or event.get("charge_point_id") == charger
 

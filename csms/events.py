@@ -16,7 +16,7 @@ __all__ = [
     "parse_time", "Sample", "Boot", "Heartbeat", "StatusReport", "AuthorizeRequest",
     "TransactionStart", "TransactionStop", "TransactionUpdate", "MeterReport", "Notification",
     "IdTagInfo", "Event", "DeviceVariable", "DeviceReport", "DeviceEvent", "DeviceEventReport",
-    "SecurityEvent", "is_security_alarm", "energy_readings",
+    "SecurityEvent", "is_security_alarm", "energy_readings", "session_energy",
 ]
 
 #: Connector statuses, the union of OCPP 1.6 ChargePointStatus and 2.x ConnectorStatusEnumType.
@@ -301,31 +301,6 @@ Event = (Boot | Heartbeat | StatusReport | AuthorizeRequest | TransactionStart |
          | TransactionStop | MeterReport | Notification | DeviceReport | DeviceEventReport | SecurityEvent)
 
 
-def energy_readings(samples: list[Sample]) -> tuple[tuple[datetime, float] | None,
-                                                    tuple[datetime, float] | None, float | None]:
-    """The energy facts of a transaction's samples: (first reading, last reading, interval sum).
-
-    Readings are total (phase-less) ``Energy.Active.Import.Register`` values. A reading with
-    context ``Transaction.End`` never counts as a first reading and one with
-    ``Transaction.Begin`` never as a last one. The interval sum adds the phase-less
-    ``Energy.Active.Import.Interval`` values, each timestamp once.
-    """
-    first: tuple[datetime, float] | None = None
-    last: tuple[datetime, float] | None = None
-    intervals: dict[datetime, float] = {}
-    for s in samples:
-        if s.phase is not None or s.value != s.value:  # NaN
-            continue
-        if s.measurand == ENERGY_REGISTER:
-            if s.context != "Transaction.End" and (first is None or s.timestamp < first[0]):
-                first = (s.timestamp, s.value)
-            if s.context != "Transaction.Begin" and (last is None or s.timestamp >= last[0]):
-                last = (s.timestamp, s.value)
-        elif s.measurand == ENERGY_INTERVAL:
-            intervals[s.timestamp] = s.value
-    return first, last, (sum(intervals.values()) if intervals else None)
-
-
 @dataclass(slots=True)
 class BootResult:
     status: str  # Accepted, Pending, Rejected
@@ -346,3 +321,58 @@ def utcnow() -> datetime:
 def format_time(dt: datetime) -> str:
     """RFC 3339 UTC with millisecond precision and ``Z``, as chargers expect."""
     return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+Reading = tuple[datetime, float, "str | None"]  #: (time, Wh, context) of an energy register reading
+
+
+def energy_readings(samples: list[Sample]) -> tuple[Reading | None, Reading | None, float | None]:
+    """The energy facts of a transaction's samples: (first reading, last reading, interval sum).
+
+    Readings are total (phase-less) ``Energy.Active.Import.Register`` values as (time, Wh,
+    context). The first reading is the one marked ``Transaction.Begin`` if any, else the
+    earliest not marked ``Transaction.End``; the last one is the one marked
+    ``Transaction.End`` if any, else the latest not marked ``Transaction.Begin``. The interval
+    sum adds the phase-less ``Energy.Active.Import.Interval`` values, each timestamp once.
+    The store applies the same rule to all samples of a session (see :mod:`csms.store`).
+    """
+    first: Reading | None = None
+    last: Reading | None = None
+    intervals: dict[datetime, float] = {}
+    for s in samples:
+        if s.phase is not None or s.value != s.value:  # NaN
+            continue
+        if s.measurand == ENERGY_REGISTER:
+            ctx = s.context
+            if ctx != "Transaction.End" and (
+                    first is None or (ctx == "Transaction.Begin") > (first[2] == "Transaction.Begin")
+                    or ((ctx == "Transaction.Begin") == (first[2] == "Transaction.Begin") and s.timestamp < first[0])):
+                first = (s.timestamp, s.value, ctx)
+            if ctx != "Transaction.Begin" and (
+                    last is None or (ctx == "Transaction.End") > (last[2] == "Transaction.End")
+                    or ((ctx == "Transaction.End") == (last[2] == "Transaction.End") and s.timestamp >= last[0])):
+                last = (s.timestamp, s.value, ctx)
+        elif s.measurand == ENERGY_INTERVAL:
+            intervals[s.timestamp] = s.value
+    return first, last, (sum(intervals.values()) if intervals else None)
+
+
+def session_energy(start: Reading | None, stop: Reading | None, interval_wh: float | None
+                   ) -> tuple[float | None, str | None]:
+    """A transaction's energy in Wh and anomaly, from its register readings or else its intervals.
+
+    *start* and *stop* are (time, Wh, context) of the first and last register reading (see
+    :func:`energy_readings`). The difference counts when they are two readings (later stop, or
+    marked Transaction.Begin / Transaction.End); a decreasing meter gives no energy and the
+    anomaly ``meter_decreased``, as in 1.6. Without two readings the sum of
+    ``Energy.Active.Import.Interval`` values is used; without those, the energy is unknown.
+    """
+    if start is not None and stop is not None and (
+            stop[0] > start[0] or start[2] == "Transaction.Begin" or stop[2] == "Transaction.End"):
+        diff = stop[1] - start[1]
+        if diff < 0:
+            return None, "meter_decreased"
+        return diff, None
+    if interval_wh is not None:
+        return interval_wh, None
+    return None, None

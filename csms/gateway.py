@@ -1,9 +1,13 @@
 """The OCPP-J websocket gateway: the thin asyncio layer around the sans-I/O parts.
 
-Chargers connect at ``ws://HOST:PORT/ocpp/{charge_point_id}``. The handshake
-checks registration (unknown id → 404), the charger's password (HTTP Basic,
-security profile 1/2 → 401 when wrong or missing) and the subprotocol (the
-highest common OCPP version; none in common → 400). A second connection with
+Chargers connect at ``ws://HOST:PORT/ocpp/{charge_point_id}`` and, when TLS is
+configured, ``wss://HOST:TLS_PORT/ocpp/{charge_point_id}``. The handshake checks
+the subprotocol (the highest common OCPP version of 2.1, 2.0.1, 1.6; none in
+common → 400), registration (unknown id → 404), the transport the charger's
+security profile demands (profile 2/3 on plain ws, profile 3 without a client
+certificate, or a certificate whose CN is not the id → 403; an untrusted or
+expired certificate fails the TLS handshake itself) and the password (HTTP
+Basic, profiles 1 and 2 → 401 when wrong or missing). A second connection with
 the same id replaces the first.
 
 Each frame is parsed by :mod:`csms.ocppj`, validated by :mod:`csms.validation`,
@@ -18,6 +22,7 @@ import asyncio
 import base64
 import binascii
 import logging
+import ssl
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -31,7 +36,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from . import ocppj, validation
+from . import metrics, ocppj, validation
 from .config import Settings
 from .events import utcnow
 from .group_commit import GroupCommitter
@@ -92,13 +97,29 @@ class Gateway:
         self._verifier = PasswordVerifier()
         self._servers: list[Server] = []
         self._lease_task: asyncio.Task | None = None
-        self.ports: list[int] = []
+        self.ports: list[int] = []       # ws:// ports
+        self.tls_ports: list[int] = []   # wss:// ports
 
     # ---------------------------------------------------------------- lifecycle
     async def start(self, host: str | None = None, port: int | None = None) -> None:
+        """Serve ws:// (and wss:// too when ``tls_port`` is configured)."""
+        server = await self._serve(host or self.settings.ocpp_host,
+                                   self.settings.ocpp_port if port is None else port, None)
+        self.ports.extend(s.getsockname()[1] for s in server.sockets)
+        if self.settings.tls_port is not None and not self.tls_ports:
+            await self.start_tls()
+
+    async def start_tls(self, host: str | None = None, port: int | None = None,
+                        context: ssl.SSLContext | None = None) -> None:
+        """Serve wss:// (security profiles 2 and 3) with *context* or one built from the settings."""
+        ctx = context or server_ssl_context(self.settings)
+        server = await self._serve(host or self.settings.ocpp_host,
+                                   (self.settings.tls_port or 0) if port is None else port, ctx)
+        self.tls_ports.extend(s.getsockname()[1] for s in server.sockets)
+
+    async def _serve(self, host: str, port: int, context: ssl.SSLContext | None) -> Server:
         server = await serve(
-            self._handle, host or self.settings.ocpp_host,
-            self.settings.ocpp_port if port is None else port,
+            self._handle, host, port, ssl=context,
             process_request=self._process_request,
             select_subprotocol=self._select_subprotocol,
             subprotocols=list(SUBPROTOCOLS),
@@ -109,9 +130,9 @@ class Gateway:
             server_header="csms",
         )
         self._servers.append(server)
-        self.ports.extend(s.getsockname()[1] for s in server.sockets)
         if self._lease_task is None:
             self._lease_task = asyncio.create_task(self._refresh_leases(), name="lease-refresh")
+        return server
 
     async def stop(self, close_code: int = 1001) -> None:
         """Stop accepting, close every charger with *close_code* and release this node's leases."""
@@ -159,7 +180,16 @@ class Gateway:
         if row is None:
             log.warning("handshake refused: unknown charger", extra={"charge_point_id": cp_id})
             return connection.respond(HTTPStatus.NOT_FOUND, "unknown charge point\n")
-        if row["password_hash"]:
+        refusal = self._check_transport(connection, cp_id, row["security_profile"], bool(row["password_hash"]))
+        if refusal is not None:
+            status, reason = refusal
+            log.warning("handshake refused: %s", reason,
+                        extra={"charge_point_id": cp_id, "security_profile": row["security_profile"]})
+            response = connection.respond(status, reason + "\n")
+            if status == HTTPStatus.UNAUTHORIZED:
+                response.headers["WWW-Authenticate"] = 'Basic realm="ocpp", charset="UTF-8"'
+            return response
+        if row["password_hash"] and row["security_profile"] != 3:
             password = self._basic_password(request.headers, cp_id)
             if password is None or not await self._verifier.verify(password, row["password_hash"]):
                 log.warning("handshake refused: bad credentials", extra={"charge_point_id": cp_id})
@@ -167,6 +197,26 @@ class Gateway:
                 response.headers["WWW-Authenticate"] = 'Basic realm="ocpp", charset="UTF-8"'
                 return response
         connection.cp_id = cp_id  # type: ignore[attr-defined]
+        return None
+
+    @staticmethod
+    def _check_transport(connection: ServerConnection, cp_id: str, profile: int, has_password: bool
+                         ) -> tuple[HTTPStatus, str] | None:
+        """Security profiles 2 and 3: TLS required; profile 3 needs a client certificate for *cp_id*.
+
+        Certificates from an untrusted CA or expired ones never get here: the TLS handshake
+        fails first. A client certificate, when one is presented, must always name *cp_id*.
+        """
+        ssl_object = connection.transport.get_extra_info("ssl_object")
+        cn = _certificate_cn(ssl_object)
+        if cn is not None and cn != cp_id:
+            return HTTPStatus.FORBIDDEN, "client certificate is not for this charge point"
+        if profile >= 2 and ssl_object is None:
+            return HTTPStatus.FORBIDDEN, f"security profile {profile} requires TLS (wss://)"
+        if profile == 3 and cn is None:
+            return HTTPStatus.FORBIDDEN, "security profile 3 requires a client certificate"
+        if profile == 2 and not has_password:
+            return HTTPStatus.UNAUTHORIZED, "security profile 2 requires a password; none is registered"
         return None
 
     @staticmethod
@@ -235,10 +285,10 @@ class Gateway:
             conn.log.warning("bad frame: %s", exc.description, extra={"error": exc.kind.value})
             if exc.unique_id is None:
                 return None
-            return ocppj.encode(ocppj.CallError(exc.unique_id, ocppj.error_code(exc.kind, version),
-                                                exc.description, exc.details))
+            return metrics.ocpp_reply(version, None, ocppj.encode(ocppj.CallError(
+                exc.unique_id, ocppj.error_code(exc.kind, version), exc.description, exc.details)))
         if isinstance(msg, ocppj.Call):
-            return await self._on_call(conn, codec, msg)
+            return metrics.ocpp_reply(version, msg.action, await self._on_call(conn, codec, msg))
         if isinstance(msg, ocppj.Send):
             conn.log.info("SEND ignored", extra={"action": msg.action})
             return None
@@ -316,6 +366,7 @@ class Gateway:
                 log.warning("lease refresh failed: %s", exc)
 
     # ---------------------------------------------------------------- CSMS → charger
+    @metrics.timed_command
     async def call(self, cp_id: str, action: str, payload: dict[str, Any], timeout: float = 30.0
                    ) -> dict[str, Any]:
         """Send a CALL to a charger connected to this node and return its CALLRESULT payload.
@@ -344,6 +395,33 @@ class Gateway:
         if isinstance(reply, ocppj.CallError):
             raise CommandRejected(reply.code, reply.description, reply.details)
         return reply.payload
+
+
+def server_ssl_context(settings: Settings) -> ssl.SSLContext:
+    """TLS 1.2+ server context from ``tls_cert``/``tls_key``; with ``tls_client_ca``, client
+    certificates are requested and verified against it (optional at the TLS level: security
+    profile 2 chargers have none, and profile 3 is enforced per charger in the handshake)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(str(settings.tls_cert), str(settings.tls_key))
+    if settings.tls_client_ca is not None:
+        ctx.load_verify_locations(cafile=str(settings.tls_client_ca))
+        ctx.verify_mode = ssl.CERT_OPTIONAL
+    return ctx
+
+
+def _certificate_cn(ssl_object) -> str | None:
+    """The subject CN of the verified peer certificate, or None without one."""
+    if ssl_object is None:
+        return None
+    cert = ssl_object.getpeercert()
+    if not cert:
+        return None
+    for rdn in cert.get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                return value
+    return None
 
 
 def _peer(ws: ServerConnection) -> str | None:

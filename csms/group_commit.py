@@ -8,10 +8,14 @@ delay; under heavy load batches grow by themselves while the previous commit
 is in flight, so the cost of a commit is shared by all messages in it. No
 timer is involved ("natural batching").
 
-Items are either arbitrary operations (``async def op(conn) -> result``) or
+Items are either arbitrary operations (``async def op(conn) -> result``),
 meter-value rows, which are gathered from all items of a batch and written
-with a single ``COPY``. If a batch fails, its items are retried one by one in
-separate transactions so that one bad item cannot fail the others.
+with a single ``COPY``, or records for a *bulk handler*
+(``async def handler(conn, records) -> results``), which is called once per
+batch with all of its records, after the batch's operations, so that frequent
+small writes cost one set-based statement per batch instead of one round trip
+each. If a batch fails, its items are retried one by one in separate
+transactions so that one bad item cannot fail the others.
 """
 
 from __future__ import annotations
@@ -25,14 +29,26 @@ from typing import Any
 
 import asyncpg
 
-__all__ = ["GroupCommitter", "METER_COLUMNS"]
+__all__ = ["GroupCommitter", "METER_COLUMNS", "WithMeterRows"]
 
 log = logging.getLogger("csms.group_commit")
 
 Op = Callable[[asyncpg.Connection], Awaitable[Any]]
+BulkHandler = Callable[[asyncpg.Connection, list[Any]], Awaitable[list[Any]]]
 
 METER_COLUMNS = ("charge_point_id", "connector_id", "session_id", "transaction_id", "sampled_at",
                  "measurand", "phase", "unit", "context", "location", "value", "raw_value")
+
+
+@dataclass(slots=True)
+class WithMeterRows:
+    """What an op may return to have meter-value rows added to its batch's single COPY.
+
+    The op's awaitable then resolves to ``result``, after the commit like any other.
+    """
+
+    result: Any
+    rows: Sequence[tuple] = ()
 
 
 @dataclass(slots=True)
@@ -40,6 +56,8 @@ class _Item:
     op: Op | None
     rows: Sequence[tuple] = ()
     future: asyncio.Future = field(default=None)  # type: ignore[assignment]
+    handler: BulkHandler | None = None
+    record: Any = None
 
 
 class GroupCommitter:
@@ -82,6 +100,14 @@ class GroupCommitter:
     def run(self, op: Op) -> Awaitable[Any]:
         """Run *op* inside a group transaction; the awaitable resolves after the commit."""
         return self._submit(_Item(op))
+
+    def bulk(self, handler: BulkHandler, record: Any) -> Awaitable[Any]:
+        """Add *record* to this batch's call of *handler*; resolves to its result after the commit.
+
+        ``handler(conn, records)`` returns one result per record, in order (a result may be a
+        :class:`WithMeterRows`). Handlers run after all operations of the batch.
+        """
+        return self._submit(_Item(None, (), handler=handler, record=record))
 
     def copy_meter_values(self, rows: Sequence[tuple]) -> Awaitable[Any]:
         """Insert meter-value rows (in :data:`METER_COLUMNS` order); resolves after the commit."""
@@ -140,13 +166,30 @@ class GroupCommitter:
     async def _apply(conn: asyncpg.Connection, batch: list[_Item]) -> list[Any]:
         results: list[Any] = []
         rows: list[tuple] = []
+        bulk: dict[BulkHandler, list[int]] = {}
         async with conn.transaction():
-            for item in batch:
+            for i, item in enumerate(batch):
                 if item.op is not None:
-                    results.append(await item.op(conn))
+                    result = await item.op(conn)
+                    if isinstance(result, WithMeterRows):
+                        rows.extend(result.rows)
+                        result = result.result
+                    results.append(result)
                 else:
+                    if item.handler is not None:
+                        bulk.setdefault(item.handler, []).append(i)
                     rows.extend(item.rows)
                     results.append(None)
+            for handler, indexes in bulk.items():
+                outcomes = await handler(conn, [batch[i].record for i in indexes])
+                if len(outcomes) != len(indexes):
+                    raise RuntimeError(f"bulk handler {handler!r} returned {len(outcomes)} results "
+                                       f"for {len(indexes)} records")
+                for i, result in zip(indexes, outcomes):
+                    if isinstance(result, WithMeterRows):
+                        rows.extend(result.rows)
+                        result = result.result
+                    results[i] = result
             if rows:
                 await conn.copy_records_to_table("meter_values", records=rows, columns=METER_COLUMNS)
         return results

@@ -17,12 +17,18 @@ import asyncpg
 
 from . import store
 from .events import (
-    AuthorizeRequest, Boot, BootResult, Event, Heartbeat, MeterReport, Notification, StartResult,
-    StatusReport, TransactionStart, TransactionStop, utcnow,
+    AuthorizeRequest, Boot, BootResult, DeviceEventReport, DeviceReport, Event, Heartbeat, IdTagInfo,
+    MeterReport, Notification, SecurityEvent, StartResult, StatusReport, TransactionStart, TransactionStop,
+    TransactionUpdate, utcnow,
 )
-from .group_commit import METER_COLUMNS, GroupCommitter
+from .group_commit import METER_COLUMNS, GroupCommitter, WithMeterRows
 
 __all__ = ["ChargerService", "Publish"]
+
+
+async def _apply_transaction_events(conn: asyncpg.Connection, records: list[store.TxRecord]) -> list[Any]:
+    """Bulk handler: all 2.x TransactionEvents of a group commit in one set-based write."""
+    return [WithMeterRows(r, r.rows) if r.rows else r for r in await store.transaction_events(conn, records)]
 
 #: A sink for live domain events (status changes, sessions, faults): ``publish(kind, data)``.
 Publish = Callable[[str, dict[str, Any]], None]
@@ -53,11 +59,19 @@ class ChargerService:
                 return now
             case StatusReport():
                 return await self._status(event, now)
+            case TransactionUpdate():
+                return await self._tx_event(event, now)
+            case TransactionStart() if event.transaction_id is not None:  # 2.x TransactionEvent(Started)
+                return await self._tx_event(event, now)
+            case TransactionStop() if event.seq_no is not None:  # 2.x TransactionEvent(Ended)
+                return await self._tx_event(event, now)
             case TransactionStart():
                 return await self._start(event, now)
             case TransactionStop():
                 return await self._stop(event, now)
             case AuthorizeRequest():
+                if event.token_type == "NoAuthorization":
+                    return IdTagInfo("Accepted")
                 return await store.id_tag_info(self.pool, event.id_tag, now)
             case Boot():
                 await self.committer.run(lambda c: store.record_boot(c, self.cp_id, self.version, event, now))
@@ -66,6 +80,15 @@ class ChargerService:
             case Notification():
                 await self.committer.run(lambda c: store.record_message(c, self.cp_id, event))
                 return None
+            case DeviceEventReport():
+                return await self._device_events(event)
+            case DeviceReport():
+                n = await self.committer.run(lambda c: store.record_device_report(c, self.cp_id, event))
+                self.log.info("device model reported", extra={"request_id": event.request_id, "variables": n,
+                                                              "tbc": event.tbc})
+                return None
+            case SecurityEvent():
+                return await self._security_event(event)
         raise TypeError(f"unhandled event {event!r}")
 
     async def _session_id(self, transaction_id: str | None) -> int | None:
@@ -131,4 +154,64 @@ class ChargerService:
         self._sessions.pop(ev.transaction_id, None)
         if ev.id_tag:
             return await store.id_tag_info(self.pool, ev.id_tag, now)
+        return None
+
+    # ------------------------------------------------------------ OCPP 2.0.1 / 2.1
+    async def _tx_event(self, ev: TransactionStart | TransactionUpdate | TransactionStop, now
+                        ) -> IdTagInfo | None:
+        """A 2.x TransactionEvent: idempotent by (charger, transactionId, seqNo), any arrival order."""
+
+        res: store.TxEventResult = await self.committer.bulk(_apply_transaction_events,
+                                                             (self.cp_id, self.version, ev, now))
+        tx_id = ev.transaction_id
+        extra = {"transaction_id": tx_id, "seq_no": ev.seq_no}
+        if res.duplicate:
+            self.log.info("duplicate transaction event ignored", extra=extra)
+            return res.id_tag_info
+        if res.session_id is not None:
+            self._sessions[tx_id] = res.session_id
+        if res.seq_gap:
+            self.log.warning("transaction event seqNo gap", extra={**extra, "missing": res.seq_gap})
+        if res.unknown_evse:
+            self.log.warning("transaction on an unknown EVSE", extra={**extra, "evse_id": ev.evse_id})
+        if res.after_end:
+            self.log.info("transaction event after the end recorded", extra=extra)
+        if res.started or (res.created and not res.stopped):
+            self.log.info("transaction started", extra={**extra, "connector_id": res.connector_id,
+                                                        "id_tag_status": res.id_tag_info.status
+                                                        if res.id_tag_info else None})
+            self.publish("session_started", {"charge_point_id": self.cp_id, "session_id": res.session_id,
+                                             "transaction_id": tx_id, "connector_id": res.connector_id})
+        if res.stopped:
+            reason = ev.reason if isinstance(ev, TransactionStop) else None
+            self.log.info("transaction stopped", extra={**extra, "reason": reason, "offline": ev.offline})
+            self.publish("session_stopped", {"charge_point_id": self.cp_id, "session_id": res.session_id,
+                                             "transaction_id": tx_id})
+            self._sessions.pop(tx_id, None)
+        return res.id_tag_info
+
+    async def _device_events(self, ev: DeviceEventReport) -> None:
+        changes = await self.committer.run(lambda c: store.record_device_events(c, self.cp_id, ev))
+        for e, opened in changes:
+            data = {"charge_point_id": self.cp_id, "connector_id": e.connector_id, "error_code": e.error_code,
+                    "component": e.component, "variable": e.variable, "at": e.timestamp.isoformat()}
+            if opened:
+                self.log.warning("fault", extra={"connector_id": e.connector_id, "error_code": e.error_code,
+                                                 "component": e.component, "variable": e.variable})
+                self.publish("fault_opened", data)
+            else:
+                self.log.info("fault cleared", extra={"connector_id": e.connector_id, "component": e.component,
+                                                      "variable": e.variable})
+                self.publish("fault_closed", data)
+        return None
+
+    async def _security_event(self, ev: SecurityEvent) -> None:
+        opened = await self.committer.run(lambda c: store.record_security_event(c, self.cp_id, ev))
+        if ev.alarm:
+            self.log.warning("security alarm", extra={"type": ev.type, "tech_info": ev.tech_info, "new": opened})
+            if opened:
+                self.publish("security_alarm", {"charge_point_id": self.cp_id, "type": ev.type,
+                                                "at": ev.timestamp.isoformat()})
+        else:
+            self.log.info("security event", extra={"type": ev.type})
         return None

@@ -173,6 +173,56 @@ class Charger16(ChargePoint16):
         self._got("DataTransfer", vendor_id=vendor_id, **kw)
         return result16.DataTransfer(status="Accepted", data="pong")
 
+    @on("ReserveNow")
+    def on_reserve_now(self, connector_id: int, expiry_date: str, id_tag: str, reservation_id: int, **kw: Any):
+        self._got("ReserveNow", connector_id=connector_id, expiry_date=expiry_date, id_tag=id_tag,
+                  reservation_id=reservation_id, **kw)
+        return result16.ReserveNow(status="Accepted")
+
+    @on("CancelReservation")
+    def on_cancel_reservation(self, reservation_id: int, **kw: Any):
+        self._got("CancelReservation", reservation_id=reservation_id)
+        return result16.CancelReservation(status="Accepted")
+
+    @on("SetChargingProfile")
+    def on_set_charging_profile(self, connector_id: int, cs_charging_profiles: dict, **kw: Any):
+        self._got("SetChargingProfile", connector_id=connector_id, cs_charging_profiles=cs_charging_profiles)
+        return result16.SetChargingProfile(status="Accepted")
+
+    @on("ClearChargingProfile")
+    def on_clear_charging_profile(self, **kw: Any):
+        self._got("ClearChargingProfile", **kw)
+        return result16.ClearChargingProfile(status="Accepted")
+
+    @on("GetCompositeSchedule")
+    def on_get_composite_schedule(self, connector_id: int, duration: int, **kw: Any):
+        self._got("GetCompositeSchedule", connector_id=connector_id, duration=duration, **kw)
+        return result16.GetCompositeSchedule(
+            status="Accepted", connector_id=connector_id, schedule_start=now_iso(),
+            charging_schedule={"duration": duration, "chargingRateUnit": kw.get("charging_rate_unit", "A"),
+                               "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 32.0}]})
+
+    @on("SendLocalList")
+    def on_send_local_list(self, list_version: int, update_type: str, **kw: Any):
+        self._got("SendLocalList", list_version=list_version, update_type=update_type, **kw)
+        self.local_list_version = list_version
+        return result16.SendLocalList(status="Accepted")
+
+    @on("GetLocalListVersion")
+    def on_get_local_list_version(self, **kw: Any):
+        self._got("GetLocalListVersion")
+        return result16.GetLocalListVersion(list_version=getattr(self, "local_list_version", 0))
+
+    @on("UpdateFirmware")
+    def on_update_firmware(self, location: str, retrieve_date: str, **kw: Any):
+        self._got("UpdateFirmware", location=location, retrieve_date=retrieve_date, **kw)
+        return result16.UpdateFirmware()
+
+    @on("GetDiagnostics")
+    def on_get_diagnostics(self, location: str, **kw: Any):
+        self._got("GetDiagnostics", location=location, **kw)
+        return result16.GetDiagnostics(file_name=f"{self.id}-diagnostics.log")
+
 
 async def _run_one(config: SimulatorConfig, cp_id: str, rng: random.Random, results: dict[str, Any]) -> None:
     if config.version != "1.6":

@@ -314,8 +314,11 @@ class Plan:
         return tuple(u.code for u in self.units)
 
     def targets_for(self, *, year: int | None = None, metric: str | None = None,
-                    county: str | None | type(...) = ..., ) -> list[Target]:
-        """Targets filtered by year, metric and county (``county=None`` selects city scope)."""
+                    county: Any = ...) -> list[Target]:
+        """Targets filtered by year, metric and county.
+
+        ``county`` omitted: any scope; ``None``: city scope only; a code: that unit only.
+        """
         out = []
         for t in self.targets:
             if year is not None and t.year != year:

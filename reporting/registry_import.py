@@ -64,22 +64,22 @@ def _c(id_, zh, aliases=(), required=False, help_zh="", help_en="", example=""):
 #: Columns per kind, in template order. The issue's columns come first, optional ones after.
 COLUMNS: dict[str, tuple[Column, ...]] = {
     "piles": (
-        _c("station_id", "充电站编号", ["站点编号", "电站编号", "充电站id", "站编号"], True, "充电站唯一编号", "station id", "YQ-CQ-0001"),
-        _c("station_name", "充电站名称", ["站点名称", "电站名称", "站名", "name"], False, "", "station name", "北大街公共停车场充电站"),
+        _c("station_id", "充电站编号", ["站点编号", "电站编号", "充电站id", "站编号"], True, "充电站唯一编号", "station id", "ST-0001"),
+        _c("station_name", "充电站名称", ["站点名称", "电站名称", "站名", "name"], False, "", "station name", "某某公共停车场充电站"),
         _c("county", "县（区）", ["县区", "区县", "所属县区", "所属区县", "县", "county_code"], True,
-           "六个规划单元之一：城区、矿区、高新区、郊区、平定县、盂县（或代码）", "planning unit name or code", "城区"),
+           "计划中的县（区）名称或代码", "planning unit name or code", ""),
         _c("township_code", "乡镇（街道）代码", ["乡镇代码", "街道代码", "乡镇街道代码", "township"], False,
-           "9位统计用区划代码", "9-digit township code", "140302003"),
+           "9位统计用区划代码", "9-digit township code", ""),
         _c("village_code", "村（社区）代码", ["村代码", "行政村代码", "社区代码", "村居代码", "village"], False,
            "12位统计用区划代码，可空", "12-digit village code, optional", ""),
-        _c("lon", "经度", ["经度(wgs84)", "经度(wgs-84)", "longitude", "lng"], False, "WGS-84 十进制度", "WGS-84 degrees", "113.5801"),
-        _c("lat", "纬度", ["纬度(wgs84)", "纬度(wgs-84)", "latitude"], False, "WGS-84 十进制度", "WGS-84 degrees", "37.8612"),
+        _c("lon", "经度", ["经度(wgs84)", "经度(wgs-84)", "longitude", "lng"], False, "WGS-84 十进制度", "WGS-84 degrees", ""),
+        _c("lat", "纬度", ["纬度(wgs84)", "纬度(wgs-84)", "latitude"], False, "WGS-84 十进制度", "WGS-84 degrees", ""),
         _c("access", "类型（公用/专用/自用）", ["类型", "使用类型", "开放类型", "设施类型", "公用专用自用", "access_type"], True,
            "公用 / 专用 / 自用（运营管理办法第三条）", "public / dedicated / private", "公用"),
         _c("site_type", "场所类型", ["场所", "建设场所", "站点类型", "场景"], True, "见“取值”表", "see the values sheet", "公共停车场"),
         _c("parking_spaces", "车位数", ["停车位数", "车位", "停车位"], False, "场所停车位数", "parking spaces at the site", "120"),
         _c("centralized", "集中式经营性充电站", ["集中式", "是否集中式", "集中式充电站"], False, "是 / 否", "yes / no", "是"),
-        _c("pile_id", "充电桩编号", ["桩编号", "充电桩id", "设备编号", "桩号"], True, "充电桩唯一编号", "pile id", "YQ-CQ-0001-01"),
+        _c("pile_id", "充电桩编号", ["桩编号", "充电桩id", "设备编号", "桩号"], True, "充电桩唯一编号", "pile id", "ST-0001-01"),
         _c("power_kw", "额定功率（kW）", ["额定功率", "功率", "功率(kw)", "功率kw", "power"], True, "千瓦，大于0", "kW, > 0", "120"),
         _c("current_type", "交直流", ["交流/直流", "电流类型", "类型(交流/直流)", "桩类型", "current"], True, "交流 / 直流（AC / DC）", "AC / DC", "直流"),
         _c("commissioned_on", "投运日期", ["投运时间", "投入运营日期", "建成日期", "commissioned"], True, "YYYY-MM-DD", "ISO date", "2023-12-31"),
@@ -92,7 +92,7 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         _c("place_code", "关联场所代码", ["场所代码", "place"], False, "所服务的景区/服务区等场所代码", "code of the place served", ""),
     ),
     "vehicles": (
-        _c("county", "县（区）", ["县区", "区县", "所属县区", "county_code"], True, "规划单元，或“全市”", "planning unit or the city", "城区"),
+        _c("county", "县（区）", ["县区", "区县", "所属县区", "county_code"], True, "县（区）名称或代码，或“全市”", "planning unit or the city", ""),
         _c("year", "年份", ["年度", "年末"], True, "年末保有量所属年份", "year-end of the stock", "2023"),
         _c("ev_count", "电动汽车保有量", ["电动汽车数", "电动汽车", "新能源汽车保有量", "ev", "evs"], True, "辆", "vehicles", "5200"),
         _c("bus_count", "电动公交车", ["公交车", "公交"], False, "辆，可空", "optional", ""),
@@ -104,10 +104,10 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
     "places": (
         _c("kind", "场所类别", ["类别", "类型", "场所类型"], True, "见“取值”表", "see the values sheet", "景区"),
         _c("code", "场所代码", ["代码", "编号", "区划代码"], True, "乡镇/村用统计代码；其他自编且唯一", "statistical code or own unique code", "SCENIC-001"),
-        _c("name", "名称", ["场所名称"], False, "", "name", "娘子关景区"),
-        _c("county", "县（区）", ["县区", "区县", "所属县区", "county_code"], False, "乡镇/村可空（由代码确定）", "may be empty for townships/villages", "平定县"),
-        _c("lon", "经度", ["经度(wgs84)", "longitude", "lng"], False, "WGS-84", "WGS-84 degrees", "113.9"),
-        _c("lat", "纬度", ["纬度(wgs84)", "latitude"], False, "WGS-84", "WGS-84 degrees", "37.95"),
+        _c("name", "名称", ["场所名称"], False, "", "name", "某某景区"),
+        _c("county", "县（区）", ["县区", "区县", "所属县区", "county_code"], False, "乡镇/村可空（由代码确定）", "may be empty for townships/villages", ""),
+        _c("lon", "经度", ["经度(wgs84)", "longitude", "lng"], False, "WGS-84", "WGS-84 degrees", ""),
+        _c("lat", "纬度", ["纬度(wgs84)", "latitude"], False, "WGS-84", "WGS-84 degrees", ""),
         _c("a_level", "A级", ["景区等级", "a级景区", "等级"], False, "0（无）、1-5 或 1A-5A，仅景区", "0 = none, 1-5 or 1A-5A", "5A"),
         _c("parking_spaces", "车位数", ["停车位数", "小客车车位数", "车位"], False, "高速服务区填小客车车位", "small-car spaces for highway areas", "300"),
         _c("provincial_resort", "省级以上旅游度假区", ["省级旅游度假区", "旅游度假区", "resort"], False, "是 / 否", "yes / no", "否"),
@@ -733,12 +733,13 @@ def _values_table() -> list[tuple[str, str, str, str]]:
     return out
 
 
-def write_template(kind: str, path: str | Path, lang: str = "bilingual") -> Path:
+def write_template(kind: str, path: str | Path, lang: str = "bilingual", geography: Geography | None = None) -> Path:
     """Write an empty import template for *kind* as CSV or XLSX (by the path's suffix).
 
     ``lang``: "bilingual" (``中文（id）`` headers, default), "zh" or "en". CSV is UTF-8 with BOM
     so that Excel shows Chinese. XLSX adds a 说明 (instructions) sheet and a 取值 (values)
-    sheet, with drop-down lists for access and current type.
+    sheet, with drop-down lists for access and current type; with *geography* also a 区划
+    (divisions) sheet listing the units, townships and villages with their codes.
     """
     kind = _kind(kind)
     path = Path(path)
@@ -776,6 +777,15 @@ def write_template(kind: str, path: str | Path, lang: str = "bilingual") -> Path
     values.append(["字段 column", "id", "中文", "English"])
     for row in _values_table():
         values.append(list(row))
+    if geography is not None:
+        div = wb.create_sheet("区划 divisions")
+        div.append(["层级 level", "代码 code", "名称 name", "上级代码 parent", "县（区） unit"])
+        for u in geography.units.values():
+            div.append(["县（区） unit", u.code, u.name, "", u.name])
+        for r in geography.townships.itertuples():
+            div.append(["乡镇（街道） township", r.code, r.name, r.county_code, geography.unit_name(r.unit_code)])
+        for r in geography.villages.itertuples():
+            div.append(["村（社区） village", r.code, r.name, r.township_code, geography.unit_name(r.unit_code)])
     lists = {"access": '"公用,专用,自用"', "current_type": '"交流,直流"', "centralized": '"是,否"',
              "provincial_resort": '"是,否"'}
     for i, c in enumerate(cols, start=1):

@@ -7,7 +7,7 @@ Each vocabulary maps an English id to ``(label_zh, label_en)``.
 
 from __future__ import annotations
 
-__all__ = ["ACCESS", "CURRENT_TYPES", "FLEET_TYPES", "PLACE_KINDS", "SITE_TYPES", "SCENIC_TIERS", "label"]
+__all__ = ["ACCESS", "CURRENT_TYPES", "DIVISION_PLACE_KINDS", "FLEET_TYPES", "PLACE_KINDS", "SITE_TYPES", "SCENIC_TIERS", "label"]
 
 #: Access class per 《运营管理办法》第三条: 公用 / 专用 / 自用.
 ACCESS: dict[str, tuple[str, str]] = {

@@ -11,8 +11,8 @@ from typing import Any
 
 from ..events import (
     ENERGY_REGISTER, AuthorizeRequest, Boot, BootResult, Event, Heartbeat, IdTagInfo, MeterReport,
-    Notification, Sample, StartResult, StatusReport, TransactionStart, TransactionStop, format_time,
-    parse_time,
+    Notification, Sample, SecurityEvent, StartResult, StatusReport, TransactionStart, TransactionStop,
+    format_time, is_security_alarm, parse_time,
 )
 
 VERSION = "1.6"
@@ -108,6 +108,9 @@ def decode(action: str, p: dict[str, Any]) -> Event:
             firmware_version=p.get("firmwareVersion"), iccid=p.get("iccid"), imsi=p.get("imsi"),
             meter_type=p.get("meterType"), meter_serial_number=p.get("meterSerialNumber"),
         )
+    if action == "SecurityEventNotification":
+        return SecurityEvent(p["type"], parse_time(p["timestamp"]), p.get("techInfo"),
+                             is_security_alarm(p["type"]), p)
     ts = p.get("timestamp")
     return Notification(action, p, parse_time(ts) if isinstance(ts, str) else None)
 

@@ -112,6 +112,7 @@ CREATE TABLE sessions (
 CREATE INDEX sessions_started ON sessions (started_at);
 CREATE INDEX sessions_cp_started ON sessions (charge_point_id, started_at DESC);
 CREATE INDEX sessions_open ON sessions (charge_point_id, connector_id) WHERE stopped_at IS NULL;
+CREATE INDEX sessions_open_by_tag ON sessions (id_tag) WHERE stopped_at IS NULL;
 -- Idempotency of a 1.6 StartTransaction repeated after a reconnect.
 CREATE UNIQUE INDEX sessions_start_key ON sessions
     (charge_point_id, connector_id, id_tag, started_at, meter_start_wh) WHERE ocpp_version = '1.6';

@@ -2,9 +2,9 @@
 -- the columns the shared model needs for them. 1.6 data is untouched.
 
 -- Every TransactionEvent received, once: the key (charger, transactionId, seqNo) makes a
--- retried or duplicated event a no-op. Events are applied to `sessions` in any arrival order;
--- `after_end` marks an event timestamped after the transaction had already ended (kept, but
--- it does not reopen the session).
+-- retried or duplicated event a no-op. Events are applied to `sessions` (same charger and
+-- transaction id) in any arrival order; `after_end` marks an event other than Ended that arrived
+-- when the session had already ended (kept, but it does not reopen the session).
 CREATE TABLE transaction_events (
     id                bigserial PRIMARY KEY,
     charge_point_id   text NOT NULL,
@@ -23,14 +23,12 @@ CREATE TABLE transaction_events (
     number_of_phases  smallint,
     reservation_id    integer,
     remote_start_id   integer,
-    samples           integer NOT NULL DEFAULT 0,
-    session_id        bigint,
+    samples           integer NOT NULL DEFAULT 0,   -- sampled values it carried (in meter_values)
     after_end         boolean NOT NULL DEFAULT false,
     ocpp_version      text NOT NULL,
     received_at       timestamptz NOT NULL DEFAULT now(),
     UNIQUE (charge_point_id, transaction_id, seq_no)
 );
-CREATE INDEX transaction_events_session ON transaction_events (session_id, event_at);
 CREATE INDEX transaction_events_received ON transaction_events USING brin (received_at);
 
 -- Session columns used by 2.x (NULL for 1.6 sessions unless noted).
