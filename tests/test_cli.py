@@ -63,7 +63,7 @@ async def test_bad_input_gives_message_and_nonzero_exit(db_url, conn):
     code, _, err = await run(db_url, "chargers", "add", "x" * 65)
     assert code == 2
     code, _, err = await run(db_url, "sessions", "list", env={"CSMS_HEARTBEAT_INTERVAL": "abc"})
-    assert code == 2 and "heartbeat_interval" in err
+    assert code == 2 and "CSMS_HEARTBEAT_INTERVAL" in err
     code, _, err = await run("postgresql://postgres@127.0.0.1:1/none", "sessions", "list")
     assert code == 1 and "cannot reach the database" in err
 
