@@ -21,6 +21,7 @@ from .eventbus import EventBus
 from .gateway import Gateway
 from .group_commit import GroupCommitter
 from .routing import Router
+from .tcec102.sender import start_link as start_tcec_link, stop_link as stop_tcec_link
 
 __all__ = ["CsmsApp", "run_forever", "resolve_database_url"]
 
@@ -53,6 +54,7 @@ class CsmsApp:
                                         "node_id": self.settings.node_id})
         await self._start_router_and_api()
         await operations.started(self)  # stale leases, periodic maintenance, health without API
+        self.tcec = await start_tcec_link(self)  # T/CEC 102: outbox sender and scheduler
 
     async def _start_router_and_api(self) -> None:
         """Multi-node routing (LISTEN/NOTIFY) and the HTTP API; see :mod:`csms.routing`, :mod:`csms.api`."""
@@ -95,6 +97,7 @@ class CsmsApp:
     async def stop(self) -> None:
         """Stop the API, close chargers (1001), finish in-flight commits, release leases, close the pool."""
         await operations.stopping(self)  # /readyz -> 503, maintenance stops
+        await stop_tcec_link(getattr(self, "tcec", None))
         await self._stop_router_and_api()
         if self.gateway:
             await self.gateway.stop()

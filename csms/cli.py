@@ -24,6 +24,8 @@ from . import db
 from .config import Settings, load_settings
 from .configtools import describe_error
 from .logs import setup_logging
+from .tcec102.cli import platform_app, tariffs_app
+from reporting.cli import demo_app, registry_app, report_app
 
 app = typer.Typer(help="OCPP charging-station management system with regulator reporting.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -37,6 +39,11 @@ app.add_typer(chargers_app, name="chargers")
 app.add_typer(idtags_app, name="idtags")
 app.add_typer(sessions_app, name="sessions")
 app.add_typer(faults_app, name="faults")
+app.add_typer(platform_app, name="platform")
+app.add_typer(tariffs_app, name="tariffs")
+app.add_typer(registry_app, name="registry")  # reporting (issue 5): reporting/cli.py
+app.add_typer(report_app, name="report")
+app.add_typer(demo_app, name="demo")
 
 T = TypeVar("T")
 
@@ -152,10 +159,12 @@ def serve(
     except Exception as exc:  # noqa: BLE001
         fail(str(exc))
         raise
-    def started(running) -> None:
+
+    def started(running) -> None:  # both ports on stdout, e.g. for scripts and load balancer setup
         host = "127.0.0.1" if settings.ocpp_host in ("0.0.0.0", "::") else settings.ocpp_host
         api_host = "127.0.0.1" if settings.api_host in ("0.0.0.0", "::") else settings.api_host
-        ports = ", ".join(f"ws://{host}:{p}/ocpp" for p in running.gateway.ports)
+        ports = ", ".join([f"ws://{host}:{p}/ocpp" for p in running.gateway.ports]
+                          + [f"wss://{host}:{p}/ocpp" for p in getattr(running.gateway, "tls_ports", [])])
         typer.echo(f"node {settings.node_id}: OCPP {ports}", err=False)
         if running.api_port is not None:
             typer.echo(f"node {settings.node_id}: HTTP API http://{api_host}:{running.api_port}/api/v1 "
@@ -358,7 +367,8 @@ def idtags_list(as_json: bool = typer.Option(False, "--json", help="One JSON obj
 
 # ------------------------------------------------------------------------- sessions
 SESSION_COLUMNS = ["id", "charge_point_id", "connector_id", "transaction_id", "id_tag", "started_at",
-                   "stopped_at", "meter_start_wh", "meter_stop_wh", "energy_wh", "stop_reason"]
+                   "stopped_at", "meter_start_wh", "meter_stop_wh", "energy_wh", "stop_reason",
+                   "kwh", "elec_yuan", "service_yuan", "total_yuan"]  # cost columns: session_costs (issue 6)
 
 
 @sessions_app.command("list")
@@ -377,8 +387,9 @@ def sessions_list(
         rows = await conn.fetch(
             """SELECT id, charge_point_id, connector_id, evse_id, transaction_id, ocpp_version, id_tag,
                       id_tag_status, started_at, stopped_at, meter_start_wh, meter_stop_wh, energy_wh,
-                      stop_reason, anomaly
-               FROM sessions
+                      stop_reason, anomaly, c.total_power AS kwh, c.total_elec_money AS elec_yuan,
+                      c.total_service_money AS service_yuan, c.total_money AS total_yuan, c.error AS cost_error
+               FROM sessions LEFT JOIN session_costs c ON c.session_id = sessions.id
                WHERE ($1::text IS NULL OR charge_point_id = $1)
                  AND ($2::timestamptz IS NULL OR started_at >= $2)
                  AND ($3::timestamptz IS NULL OR started_at < $3)

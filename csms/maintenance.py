@@ -44,8 +44,8 @@ LOCK_KEY = 0x6373_6D73_0002  # "csms" + 2: the maintenance advisory lock
 DELETE_BATCH = 20_000
 
 #: (table, SQL expression of the row's time, extra condition). Rows whose time is before the
-#: cutoff are deleted. Tables that do not exist (yet) are skipped. Open sessions and open faults
-#: are kept whatever their age.
+#: cutoff are deleted. Tables that do not exist (yet) are skipped. Open sessions, open faults,
+#: pending commands and undelivered platform notifications are kept whatever their age.
 RETENTION_TABLES: list[tuple[str, str, str]] = [
     ("status_history", "status_at", "TRUE"),
     ("charger_messages", "received_at", "TRUE"),
@@ -53,7 +53,10 @@ RETENTION_TABLES: list[tuple[str, str, str]] = [
     ("faults", "closed_at", "closed_at IS NOT NULL"),
     ("sessions", "coalesce(stopped_at, started_at, created_at)", "stopped_at IS NOT NULL"),
     ("command_log", "requested_at", "outcome <> 'pending'"),
-    ("security_events", "received_at", "TRUE"),
+    ("transaction_events", "event_at", "TRUE"),
+    ("device_events", "event_at", "TRUE"),
+    ("session_costs", "priced_at", "TRUE"),
+    ("tcec_outbox", "created_at", "state <> 'pending'"),
 ]
 
 
@@ -234,7 +237,8 @@ async def periodic(pool: asyncpg.Pool, settings: Any, first_delay: float | None 
     interval = float(settings.maintenance_interval)
     if interval <= 0:
         return
-    delay = first_delay if first_delay is not None else random.uniform(10, 60)
+    # Soon after start (spread over the nodes), then every interval.
+    delay = first_delay if first_delay is not None else min(interval, random.uniform(10, 60))
     while True:
         await asyncio.sleep(delay)
         delay = interval

@@ -150,13 +150,25 @@ _outbox_sources: list[OutboxSource] = []
 def register_outbox_source(source: OutboxSource) -> OutboxSource:
     """Register ``async def source(conn) -> [(platform, backlog, oldest_age_seconds), ...]``.
 
-    The reporting outbox owner registers the exact query; until one is
-    registered :func:`_discover_outbox` looks for an ``*outbox`` table with a
-    ``platform`` column, a ``created_at`` column and a ``delivered_at``,
-    ``sent_at`` or ``acked_at`` column (NULL = pending).
+    Built in: the T/CEC 102 outbox (``tcec_outbox``), and any other
+    ``*outbox`` table with ``platform`` and ``created_at`` columns and a
+    ``delivered_at``, ``sent_at`` or ``acked_at`` column (NULL = pending).
     """
     _outbox_sources.append(source)
     return source
+
+
+async def _tcec_outbox(conn: "asyncpg.Connection") -> list[OutboxRow]:
+    """The T/CEC 102 outbox (migration 0005): pending notifications per platform, 0 for idle platforms."""
+    if not await conn.fetchval("SELECT to_regclass('tcec_outbox') IS NOT NULL AND "
+                               "to_regclass('tcec_platforms') IS NOT NULL"):
+        return []
+    rows = await conn.fetch(
+        """SELECT p.name AS platform, count(o.id) AS n,
+                  extract(epoch FROM now() - min(o.created_at))::float8 AS age
+           FROM tcec_platforms p LEFT JOIN tcec_outbox o ON o.platform_id = p.id AND o.state = 'pending'
+           GROUP BY p.name""")
+    return [(r["platform"], r["n"], r["age"]) for r in rows]
 
 
 async def _discover_outbox(conn: "asyncpg.Connection") -> list[OutboxRow]:
@@ -244,7 +256,7 @@ class AppMetrics:
             async with asyncio.timeout(timeout):
                 async with pool.acquire() as conn:
                     rows: list[OutboxRow] = []
-                    for source in (_outbox_sources or [_discover_outbox]):
+                    for source in (_tcec_outbox, _discover_outbox, *_outbox_sources):
                         rows.extend(await source(conn))
             merged: dict[str, list] = {}
             for platform, n, age in rows:

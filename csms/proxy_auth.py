@@ -16,6 +16,15 @@ of I/O::
 
 nginx must *set* (not append) both headers so that a value sent by the
 client never passes through: ``proxy_set_header`` does that.
+
+:func:`proxied_transport` is what the OCPP handshake needs: whether the
+charger's connection to the proxy was TLS (``X-Forwarded-Proto: https`` from a
+trusted proxy — security profile 2 behind nginx) and the verified certificate
+(profile 3)::
+
+    tls, cn = ssl_object is not None, cn_of(ssl_object)
+    if not tls and (proxied := proxied_transport(peer_host(ws.remote_address), request.headers, settings)):
+        tls, cn = proxied.tls, proxied.common_name
 """
 
 from __future__ import annotations
@@ -27,7 +36,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-__all__ = ["ClientCertificate", "verified_client_cert", "is_trusted_proxy", "parse_dn", "peer_host"]
+__all__ = ["ClientCertificate", "ProxiedTransport", "proxied_transport", "verified_client_cert", "is_trusted_proxy",
+           "parse_dn", "peer_host"]
 
 log = logging.getLogger("csms.proxy_auth")
 
@@ -115,9 +125,13 @@ def _values(headers: Any, name: str) -> list[str]:
         return list(headers.get_all(name))
     if hasattr(headers, "getlist"):  # starlette Headers
         return list(headers.getlist(name))
-    if isinstance(headers, Mapping):
+    if isinstance(headers, Mapping):  # {name: value} or {name: [values]}
         lowered = name.lower()
-        return [v for k, v in headers.items() if k.lower() == lowered]
+        out: list[str] = []
+        for k, v in headers.items():
+            if k.lower() == lowered:
+                out.extend(v if isinstance(v, (list, tuple)) else [v])
+        return out
     return []
 
 
@@ -145,3 +159,30 @@ def verified_client_cert(peer: str | None, headers: Any, settings: Any) -> Clien
     if not attributes:
         return None
     return ClientCertificate(subjects[0].strip(), attributes, peer or "")
+
+
+FORWARDED_PROTO = "X-Forwarded-Proto"
+
+
+@dataclass(frozen=True, slots=True)
+class ProxiedTransport:
+    """What a trusted TLS-terminating proxy says about the charger's own connection."""
+
+    tls: bool
+    certificate: ClientCertificate | None
+
+    @property
+    def common_name(self) -> str | None:
+        return self.certificate.common_name if self.certificate else None
+
+
+def proxied_transport(peer: str | None, headers: Any, settings: Any) -> ProxiedTransport | None:
+    """None unless *peer* is a trusted proxy; else whether the charger used TLS, and its verified certificate.
+
+    TLS is believed when the proxy sent exactly one ``X-Forwarded-Proto`` and it is ``https``.
+    """
+    if not is_trusted_proxy(peer, settings.trusted_proxies):
+        return None
+    protos = _values(headers, FORWARDED_PROTO)
+    tls = len(protos) == 1 and protos[0].strip().lower() == "https"
+    return ProxiedTransport(tls, verified_client_cert(peer, headers, settings) if tls else None)

@@ -187,6 +187,10 @@ class Router:
                 return
         kind = message.get("t")
         if kind == "call":
+            if not all(isinstance(message.get(k), t) for k, t in (
+                    ("cp", str), ("action", str), ("payload", dict), ("timeout", (int, float)))):
+                log.warning("malformed routed call ignored")
+                return
             await self._serve_call(message)
         elif kind == "close":
             conn = self.gateway.connections.get(message.get("cp", ""))

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
-from . import store
+from . import pricing, store
 from .events import (
     AuthorizeRequest, Boot, BootResult, DeviceEventReport, DeviceReport, Event, Heartbeat, IdTagInfo,
     MeterReport, Notification, SecurityEvent, StartResult, StatusReport, TransactionStart, TransactionStop,
@@ -28,7 +29,26 @@ __all__ = ["ChargerService", "Publish"]
 
 async def _apply_transaction_events(conn: asyncpg.Connection, records: list[store.TxRecord]) -> list[Any]:
     """Bulk handler: all 2.x TransactionEvents of a group commit in one set-based write."""
-    return [WithMeterRows(r, r.rows) if r.rows else r for r in await store.transaction_events(conn, records)]
+    results = await store.transaction_events(conn, records)
+    await pricing.after_transaction_events(conn, results)  # price ended sessions, queue T/CEC charge orders
+    return [WithMeterRows(r, r.rows) if r.rows else r for r in results]
+
+
+async def _apply_light_updates(conn: asyncpg.Connection, records: list[store.LightRecord]) -> list[Any]:
+    """Bulk handler: the plain periodic TransactionEvent(Updated) messages of a group commit."""
+    return [WithMeterRows(r, r.rows) if r.rows else r for r in await store.light_updates(conn, records)]
+
+
+@dataclass(slots=True)
+class _OpenTx:
+    """What this connection knows of a 2.x session it saw open (decides the light path)."""
+
+    session_id: int
+    connector_id: int
+    evse_id: int | None
+    charging_state: str | None
+    number_of_phases: int | None
+    last_seq_no: int
 
 #: A sink for live domain events (status changes, sessions, faults): ``publish(kind, data)``.
 Publish = Callable[[str, dict[str, Any]], None]
@@ -47,6 +67,7 @@ class ChargerService:
         self.publish = publish or (lambda kind, data: None)
         self.last_seen = utcnow()
         self._sessions: dict[str, int] = {}  # transaction id -> session id
+        self._open: dict[str, _OpenTx] = {}  # 2.x transaction id -> its open session
 
     async def handle(self, event: Event) -> Any:
         """Apply *event*; return what the version codec needs to build the CALLRESULT."""
@@ -143,6 +164,7 @@ class ChargerService:
                     "meter_values",
                     records=store.meter_rows(self.cp_id, connector, sid, ev.transaction_id, ev.samples),
                     columns=METER_COLUMNS)
+            if changed: await pricing.on_session_stopped(conn, sid)  # price it, queue the T/CEC charge order
             return sid, changed
 
         sid, changed = await self.committer.run(op)
@@ -161,15 +183,38 @@ class ChargerService:
                         ) -> IdTagInfo | None:
         """A 2.x TransactionEvent: idempotent by (charger, transactionId, seqNo), any arrival order."""
 
-        res: store.TxEventResult = await self.committer.bulk(_apply_transaction_events,
-                                                             (self.cp_id, self.version, ev, now))
         tx_id = ev.transaction_id
+        known = self._open.get(tx_id)
+        light = (known is not None and isinstance(ev, TransactionUpdate) and ev.seq_no is not None
+                 and ev.seq_no > known.last_seq_no and ev.id_tag is None and ev.reservation_id is None
+                 and ev.remote_start_id is None and ev.evse_id in (None, known.evse_id)
+                 and ev.charging_state in (None, known.charging_state)
+                 and ev.number_of_phases in (None, known.number_of_phases))
+        if light:
+            assert known is not None
+            res: store.TxEventResult = await self.committer.bulk(
+                _apply_light_updates, (self.cp_id, self.version, ev, known.session_id, known.connector_id))
+            if not res.duplicate:
+                if ev.seq_no > known.last_seq_no + 1:
+                    self.log.warning("transaction event seqNo gap", extra={
+                        "transaction_id": tx_id, "seq_no": ev.seq_no, "missing": ev.seq_no - known.last_seq_no - 1})
+                known.last_seq_no = ev.seq_no
+            else:
+                self.log.info("duplicate transaction event ignored", extra={"transaction_id": tx_id,
+                                                                             "seq_no": ev.seq_no})
+            return None
+        res = await self.committer.bulk(_apply_transaction_events, (self.cp_id, self.version, ev, now))
         extra = {"transaction_id": tx_id, "seq_no": ev.seq_no}
         if res.duplicate:
             self.log.info("duplicate transaction event ignored", extra=extra)
             return res.id_tag_info
         if res.session_id is not None:
             self._sessions[tx_id] = res.session_id
+            if res.open and res.last_seq_no is not None:
+                self._open[tx_id] = _OpenTx(res.session_id, res.connector_id or 0, res.evse_id, res.charging_state,
+                                            res.number_of_phases, res.last_seq_no)
+            else:
+                self._open.pop(tx_id, None)
         if res.seq_gap:
             self.log.warning("transaction event seqNo gap", extra={**extra, "missing": res.seq_gap})
         if res.unknown_evse:
@@ -188,6 +233,9 @@ class ChargerService:
             self.publish("session_stopped", {"charge_point_id": self.cp_id, "session_id": res.session_id,
                                              "transaction_id": tx_id})
             self._sessions.pop(tx_id, None)
+        if len(self._open) > 64:  # a charger has a few EVSEs: forget sessions it never ended
+            for stale in list(self._open)[:-16]:
+                del self._open[stale]
         return res.id_tag_info
 
     async def _device_events(self, ev: DeviceEventReport) -> None:

@@ -17,6 +17,7 @@ import asyncpg
 from dataclasses import dataclass, field
 
 from .group_commit import METER_COLUMNS
+from .tcec102 import outbox as tcec_outbox
 from .events import (
     Boot, DeviceEvent, DeviceEventReport, DeviceReport, IdTagInfo, Notification, Sample, SecurityEvent,
     StatusReport, TransactionStart, TransactionStop, TransactionUpdate, energy_readings, session_energy,
@@ -25,7 +26,7 @@ from .events import (
 __all__ = [
     "record_boot", "record_status", "start_transaction", "stop_transaction", "meter_rows",
     "record_message", "id_tag_info", "find_session", "transaction_event", "transaction_events", "TxEventResult",
-    "finalize_session", "record_device_report", "record_device_events", "record_security_event",
+    "finalize_session", "light_updates", "record_device_report", "record_device_events", "record_security_event",
 ]
 
 
@@ -77,7 +78,7 @@ async def record_status(conn: asyncpg.Connection, cp_id: str, s: StatusReport, n
     )
     faulty = is_fault(s.status, s.error_code)
     if applied:
-        if faulty and s.evse_id is not None and s.error_code == "OtherError" and await _merge_2x_fault(
+        if faulty and s.evse_connector_id is not None and s.error_code == "OtherError" and await _merge_2x_fault(
                 conn, cp_id, s.connector_id):
             pass
         elif faulty:
@@ -106,6 +107,7 @@ async def record_status(conn: asyncpg.Connection, cp_id: str, s: StatusReport, n
                VALUES ($1,$2,'status',$3,$4,$5,$6,$7,$8)""",
             cp_id, s.connector_id, s.error_code, s.vendor_id, s.vendor_error_code, s.info, at,
             closed or at)
+    if applied: await tcec_outbox.enqueue_status(conn, cp_id, s.connector_id, s.status, at)  # T/CEC 102 push
     return bool(applied)
 
 
@@ -256,6 +258,12 @@ class TxEventResult:
     connector_id: int | None = None
     id_tag_info: IdTagInfo | None = None
     rows: list[tuple] = field(default_factory=list)  # meter rows still to be written (batch COPY)
+    # the session after this event (what the light path needs to know)
+    open: bool = False
+    evse_id: int | None = None
+    charging_state: str | None = None
+    number_of_phases: int | None = None
+    last_seq_no: int | None = None
 
 
 def _event_type(ev: TxEvent) -> str:
@@ -275,14 +283,15 @@ WITH input AS (
     SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[],
         $7::timestamptz[], $8::bool[], $9::int[], $10::int[], $11::text[], $12::text[], $13::text[], $14::text[],
         $15::int[], $16::int[], $17::int[], $18::int[], $19::text[], $20::timestamptz[], $21::float8[],
-        $22::timestamptz[], $23::float8[], $24::timestamptz[])
+        $22::timestamptz[])
     AS t(ord, cp, tx, seq, kind, trig, ts, offline, evse, conn, tok, tok_type, cstate, reason, phases, resv,
-         rsid, nsamples, version, start_cand, first_wh, first_at, last_wh, last_at)
+         rsid, nsamples, version, start_cand, first_wh, first_at)
 ), old AS (
-    SELECT s.id, s.charge_point_id, s.transaction_id, s.stopped_at, s.evse_id, s.start_seen, s.last_seq_no,
-           s.id_tag
+    -- max_seq: the highest seqNo received before this one (events of the light path included)
+    SELECT s.id, s.charge_point_id, s.transaction_id, s.stopped_at, s.evse_id, s.start_seen, s.id_tag,
+           (SELECT max(te.seq_no) FROM transaction_events te
+            WHERE te.charge_point_id = s.charge_point_id AND te.transaction_id = s.transaction_id) AS max_seq
     FROM sessions s JOIN input i ON s.charge_point_id = i.cp AND s.transaction_id = i.tx
-    FOR UPDATE OF s
 ), ev AS (
     INSERT INTO transaction_events (charge_point_id, transaction_id, seq_no, event_type, trigger_reason,
         event_at, offline, evse_id, connector_id, id_token, id_token_type, charging_state, stopped_reason,
@@ -296,13 +305,16 @@ WITH input AS (
 ), up AS (
     INSERT INTO sessions AS s (charge_point_id, transaction_id, ocpp_version, connector_id, evse_id, id_tag,
         id_token_type, reservation_id, remote_start_id, started_at, stopped_at, stop_reason, stop_id_tag,
-        last_seq_no, end_seq_no, charging_state, meter_start_wh, meter_start_at, meter_last_wh, meter_last_at,
-        number_of_phases, start_seen, events_received)
+        last_seq_no, end_seq_no, charging_state, meter_start_wh, meter_start_at, number_of_phases, start_seen)
     SELECT i.cp, i.tx, i.version, i.conn, i.evse, i.tok, i.tok_type, i.resv, i.rsid, i.start_cand,
            CASE WHEN i.kind = 'Ended' THEN i.ts END, CASE WHEN i.kind = 'Ended' THEN i.reason END,
-           CASE WHEN i.kind = 'Ended' THEN i.tok END, i.seq, CASE WHEN i.kind = 'Ended' THEN i.seq END, i.cstate,
-           i.first_wh, i.first_at, i.last_wh, i.last_at, i.phases, i.kind = 'Started', 1
+           CASE WHEN i.kind = 'Ended' THEN i.tok END, GREATEST(i.seq, o.max_seq),
+           CASE WHEN i.kind = 'Ended' THEN i.seq END,
+           -- the charging state of the newest event only (a late one leaves the current state alone)
+           CASE WHEN o.max_seq IS NULL OR i.seq > o.max_seq THEN i.cstate END,
+           i.first_wh, i.first_at, i.phases, i.kind = 'Started'
     FROM input i JOIN ev ON ev.charge_point_id = i.cp AND ev.transaction_id = i.tx AND ev.seq_no = i.seq
+    LEFT JOIN old o ON o.charge_point_id = i.cp AND o.transaction_id = i.tx
     ON CONFLICT (charge_point_id, transaction_id) DO UPDATE SET
         connector_id = COALESCE(s.connector_id, EXCLUDED.connector_id),
         evse_id = COALESCE(s.evse_id, EXCLUDED.evse_id),
@@ -329,9 +341,8 @@ WITH input AS (
         stop_id_tag = CASE WHEN s.stopped_at IS NULL AND EXCLUDED.stopped_at IS NOT NULL
                            THEN EXCLUDED.stop_id_tag ELSE s.stop_id_tag END,
         end_seq_no = CASE WHEN s.stopped_at IS NULL THEN EXCLUDED.end_seq_no ELSE s.end_seq_no END,
-        charging_state = CASE WHEN EXCLUDED.charging_state IS NOT NULL
-                                   AND (s.last_seq_no IS NULL OR EXCLUDED.last_seq_no >= s.last_seq_no)
-                              THEN EXCLUDED.charging_state ELSE s.charging_state END,
+        charging_state = CASE WHEN s.stopped_at IS NOT NULL AND EXCLUDED.stopped_at IS NULL THEN s.charging_state
+                              ELSE COALESCE(EXCLUDED.charging_state, s.charging_state) END,
         last_seq_no = GREATEST(s.last_seq_no, EXCLUDED.last_seq_no),
         meter_start_wh = CASE WHEN EXCLUDED.meter_start_at IS NOT NULL
                                    AND (s.meter_start_at IS NULL AND s.meter_start_wh IS NULL
@@ -341,19 +352,15 @@ WITH input AS (
                                    AND (s.meter_start_at IS NULL AND s.meter_start_wh IS NULL
                                         OR EXCLUDED.meter_start_at < s.meter_start_at)
                               THEN EXCLUDED.meter_start_at ELSE s.meter_start_at END,
-        meter_last_wh = CASE WHEN EXCLUDED.meter_last_at IS NOT NULL
-                                  AND (s.meter_last_at IS NULL OR EXCLUDED.meter_last_at >= s.meter_last_at)
-                             THEN EXCLUDED.meter_last_wh ELSE s.meter_last_wh END,
-        meter_last_at = GREATEST(s.meter_last_at, EXCLUDED.meter_last_at),
-        events_received = s.events_received + 1,
         updated_at = now()
-    RETURNING s.charge_point_id, s.transaction_id, s.id, s.stopped_at, s.connector_id, s.id_tag,
-              s.id_tag_status, (s.xmax = 0) AS created
+    RETURNING s.charge_point_id, s.transaction_id, s.id, s.stopped_at, s.connector_id, s.evse_id, s.id_tag,
+              s.id_tag_status, s.charging_state, s.number_of_phases, s.last_seq_no, (s.xmax = 0) AS created
 )
 SELECT i.ord, ev.seq_no IS NOT NULL AS inserted, ev.after_end,
        o.id AS old_id, o.stopped_at AS old_stopped_at, o.evse_id AS old_evse_id, o.start_seen AS old_start_seen,
-       o.last_seq_no AS old_last_seq_no, o.id_tag AS old_id_tag,
-       u.id, u.stopped_at, u.connector_id, u.id_tag, u.id_tag_status, u.created
+       o.max_seq AS old_last_seq_no, o.id_tag AS old_id_tag,
+       u.id, u.stopped_at, u.connector_id, u.evse_id, u.id_tag, u.id_tag_status, u.charging_state,
+       u.number_of_phases, u.last_seq_no, u.created
 FROM input i
 LEFT JOIN ev ON ev.charge_point_id = i.cp AND ev.transaction_id = i.tx AND ev.seq_no = i.seq
 LEFT JOIN old o ON o.charge_point_id = i.cp AND o.transaction_id = i.tx
@@ -372,19 +379,18 @@ async def _token_info(conn: asyncpg.Connection, ev: TxEvent, now: datetime, sess
 
 
 def _columns(records: list[tuple[int, TxRecord]]) -> list[list[Any]]:
-    cols: list[list[Any]] = [[] for _ in range(24)]
+    cols: list[list[Any]] = [[] for _ in range(22)]
     for ord_, (cp_id, version, ev, _now) in records:
         kind = _event_type(ev)
-        first, last, _ = energy_readings(ev.samples)
+        first, _last, _ = energy_readings(ev.samples)
         start_candidate = ev.timestamp
-        if kind != "Started" and first is not None and first[0] < start_candidate:
-            start_candidate = first[0]
+        if kind != "Started" and ev.samples:  # without a Started: the earliest time the charger reported
+            start_candidate = min(start_candidate, min(s.timestamp for s in ev.samples))
         values = (ord_, cp_id, ev.transaction_id, ev.seq_no, kind, ev.trigger_reason, ev.timestamp, ev.offline,
                   ev.evse_id, ev.connector_id, ev.id_tag, ev.id_token_type, ev.charging_state,
                   ev.reason if isinstance(ev, TransactionStop) else None, ev.number_of_phases, ev.reservation_id,
                   ev.remote_start_id, len(ev.samples), version, start_candidate,
-                  first[1] if first else None, first[0] if first else None,
-                  last[1] if last else None, last[0] if last else None)
+                  first[1] if first else None, first[0] if first else None)
         for col, value in zip(cols, values):
             col.append(value)
     return cols
@@ -426,6 +432,58 @@ async def transaction_event(conn: asyncpg.Connection, cp_id: str, version: str, 
     return (await transaction_events(conn, [(cp_id, version, ev, now)]))[0]
 
 
+#: A TransactionEvent(Updated) that changes nothing but adds samples to a known open session:
+#: (charge point id, OCPP version, event, session id, connector id).
+LightRecord = tuple[str, str, TransactionUpdate, int, int]
+
+_LIGHT_SQL = """
+WITH ev AS (
+    INSERT INTO transaction_events (charge_point_id, transaction_id, seq_no, event_type, trigger_reason, event_at,
+        offline, evse_id, connector_id, charging_state, samples, ocpp_version)
+    SELECT cp, tx, seq, 'Updated', trig, ts, offline, evse, conn, cstate, nsamples, version
+    FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::timestamptz[], $6::bool[], $7::int[],
+                $8::int[], $9::text[], $10::int[], $11::text[])
+         AS t(cp, tx, seq, trig, ts, offline, evse, conn, cstate, nsamples, version)
+    ON CONFLICT (charge_point_id, transaction_id, seq_no) DO NOTHING
+    RETURNING charge_point_id, transaction_id, seq_no
+), mv AS (
+    INSERT INTO meter_values (charge_point_id, connector_id, session_id, transaction_id, sampled_at, measurand,
+        phase, unit, context, location, value, raw_value)
+    SELECT m.cp, m.conn, m.sid, m.tx, m.ts, m.measurand, m.phase, m.unit, m.ctx, m.loc, m.value, m.raw
+    FROM unnest($12::text[], $13::int[], $14::bigint[], $15::text[], $16::int[], $17::timestamptz[], $18::text[],
+                $19::text[], $20::text[], $21::text[], $22::text[], $23::float8[], $24::text[])
+         AS m(cp, conn, sid, tx, seq, ts, measurand, phase, unit, ctx, loc, value, raw)
+    JOIN ev ON ev.charge_point_id = m.cp AND ev.transaction_id = m.tx AND ev.seq_no = m.seq
+)
+SELECT charge_point_id, transaction_id, seq_no FROM ev
+"""
+
+
+async def light_updates(conn: asyncpg.Connection, records: list[LightRecord]) -> list[TxEventResult]:
+    """Record in-order TransactionEvent(Updated) messages of open sessions that change no session field.
+
+    The service sends an Updated event here only when it knows the session is open, the seqNo is
+    above every one seen, and the event carries no token and no new EVSE, charging state or
+    phase count: then recording the event (for idempotency and the audit trail) and its samples
+    (unless it is a repeat) is all there is to do — one statement for the whole batch.
+    """
+    cols: list[list[Any]] = [[] for _ in range(24)]
+    ev_cols, mv_cols = cols[:11], cols[11:]
+    for cp_id, version, ev, sid, connector in records:
+        for col, value in zip(ev_cols, (cp_id, ev.transaction_id, ev.seq_no, ev.trigger_reason, ev.timestamp,
+                                        ev.offline, ev.evse_id, connector, ev.charging_state, len(ev.samples),
+                                        version)):
+            col.append(value)
+        for row in meter_rows(cp_id, connector, sid, ev.transaction_id, ev.samples):
+            for col, value in zip(mv_cols, row[:4] + (ev.seq_no,) + row[4:]):
+                col.append(value)
+    inserted = {(r["charge_point_id"], r["transaction_id"], r["seq_no"])
+                for r in await conn.fetch(_LIGHT_SQL, *cols)}
+    return [TxEventResult(sid, connector_id=connector, open=True, last_seq_no=ev.seq_no)
+            if (cp_id, ev.transaction_id, ev.seq_no) in inserted else TxEventResult(sid, duplicate=True)
+            for cp_id, _version, ev, sid, connector in records]
+
+
 async def _after_event(conn: asyncpg.Connection, record: TxRecord, row: asyncpg.Record) -> TxEventResult:
     """What is left after the set-based statement; nothing but bookkeeping in the common case."""
     cp_id, _version, ev, now = record
@@ -440,6 +498,8 @@ async def _after_event(conn: asyncpg.Connection, record: TxRecord, row: asyncpg.
         started=kind == "Started" and not row["old_start_seen"],
         stopped=kind == "Ended" and row["old_stopped_at"] is None,
         seq_gap=max(0, ev.seq_no - old_last - 1) if old_last is not None and ev.seq_no is not None else 0,
+        open=row["stopped_at"] is None, evse_id=row["evse_id"], charging_state=row["charging_state"],
+        number_of_phases=row["number_of_phases"], last_seq_no=row["last_seq_no"],
     )
     if ev.evse_id is not None and (row["created"] or row["old_evse_id"] is None):
         if await _unknown_evse(conn, cp_id, ev.evse_id):

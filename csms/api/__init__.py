@@ -17,10 +17,11 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from pydantic import BaseModel
 
-from . import chargers, commands, events, faults, idtags, sessions, tokens
+from . import chargers, commands, events, faults, idtags, registry, reports, sessions, tokens
 from .auth import ApiRoute, Principal, require
 from .errors import ApiError, install_handlers
 from .middleware import ApiMiddleware
+from ..tcec102.api import install as install_tcec_routes
 
 __all__ = ["create_api", "require", "ApiRoute", "ApiError", "Principal"]
 
@@ -56,9 +57,10 @@ def create_api(state: Any, extra_routers: Iterable[APIRouter] = ()) -> FastAPI:
                 "connected_chargers": len(app.gateway.connections) if app.gateway else 0,
                 "routing": bool(app.router and app.router.listening.is_set())}
 
-    for module in (chargers, sessions, faults, idtags, commands, tokens, events):
+    for module in (chargers, sessions, faults, idtags, commands, tokens, events, registry, reports):
         v1.include_router(module.router)
     for extra in extra_routers:
         v1.include_router(extra)
+    install_tcec_routes(api, v1)  # T/CEC 102: /evcs/v{version}/{interface}, tariffs, platforms
     api.include_router(v1)
     return api

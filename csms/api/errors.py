@@ -87,6 +87,9 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = exc.detail if isinstance(exc.detail, str) else _STATUS_CODES.get(exc.status_code, "error")
+        if exc.status_code == 400:  # FastAPI: a body that is not even text; invalid like any other body
+            return error_response(422, "request body is not valid JSON text", "validation_error",
+                                  [{"loc": ["body"], "message": message, "type": "json_invalid"}])
         return error_response(exc.status_code, message, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)

@@ -32,12 +32,14 @@ KEEPALIVE_SECONDS = 15.0
 
 
 @router.get("/events", response_class=StreamingResponse, summary="Live events (server-sent events)",
+            dependencies=[Depends(require("operator", "bureau"))],
             responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
                              "description": "An endless text/event-stream"}})
 async def events(request: Request,
                  kinds: list[Kind] | None = Query(None, description="Only these kinds (repeat the parameter)"),
                  charger: str | None = Query(None, max_length=CP_ID_MAX, description="Only this charge point"),
-                 principal: Principal = Depends(require("operator", "bureau"))) -> StreamingResponse:
+                 ) -> StreamingResponse:
+    principal: Principal = request.state.principal
     bus = app_of(request).bus
     sub = bus.subscribe(role_filter(principal.role, kinds, charger))
 

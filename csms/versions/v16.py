@@ -83,13 +83,14 @@ def decode(action: str, p: dict[str, Any]) -> Event:
         ts = p.get("timestamp")
         return StatusReport(
             connector_id=p["connectorId"], status=p["status"], error_code=p["errorCode"],
+            evse_id=p["connectorId"],  # a 1.6 connector is a 2.x EVSE (0: the charger itself)
             timestamp=parse_time(ts) if ts else None, info=p.get("info"),
             vendor_id=p.get("vendorId"), vendor_error_code=p.get("vendorErrorCode"),
         )
     if action == "StartTransaction":
         return TransactionStart(
             connector_id=p["connectorId"], id_tag=p["idTag"], timestamp=parse_time(p["timestamp"]),
-            meter_start_wh=float(p["meterStart"]), reservation_id=p.get("reservationId"),
+            meter_start_wh=float(p["meterStart"]), reservation_id=p.get("reservationId"), evse_id=p["connectorId"],
         )
     if action == "StopTransaction":
         reason = p.get("reason", "Local")

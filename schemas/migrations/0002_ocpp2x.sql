@@ -6,7 +6,6 @@
 -- transaction id) in any arrival order; `after_end` marks an event other than Ended that arrived
 -- when the session had already ended (kept, but it does not reopen the session).
 CREATE TABLE transaction_events (
-    id                bigserial PRIMARY KEY,
     charge_point_id   text NOT NULL,
     transaction_id    text NOT NULL,
     seq_no            integer NOT NULL,
@@ -27,21 +26,18 @@ CREATE TABLE transaction_events (
     after_end         boolean NOT NULL DEFAULT false,
     ocpp_version      text NOT NULL,
     received_at       timestamptz NOT NULL DEFAULT now(),
-    UNIQUE (charge_point_id, transaction_id, seq_no)
+    PRIMARY KEY (charge_point_id, transaction_id, seq_no)
 );
 CREATE INDEX transaction_events_received ON transaction_events USING brin (received_at);
 
 -- Session columns used by 2.x (NULL for 1.6 sessions unless noted).
 ALTER TABLE sessions
     ADD COLUMN meter_start_at    timestamptz,      -- time of the reading meter_start_wh came from
-    ADD COLUMN meter_last_wh     double precision, -- latest energy register reading seen so far
-    ADD COLUMN meter_last_at     timestamptz,
     ADD COLUMN id_token_type     text,
     ADD COLUMN number_of_phases  smallint,
     ADD COLUMN remote_start_id   integer,
     ADD COLUMN start_seen        boolean,          -- 2.x: a TransactionEvent(Started) was received
-    ADD COLUMN end_seq_no        integer,          -- 2.x: seqNo of the Ended event
-    ADD COLUMN events_received   integer NOT NULL DEFAULT 0;
+    ADD COLUMN end_seq_no        integer;          -- 2.x: seqNo of the Ended event
 
 -- Faults from 2.x device events name the component and variable that reported the problem.
 -- Several problems can be open on one connector at once, one per (source, code, component,

@@ -70,6 +70,7 @@ CREATE TABLE tcec_platforms (
     interfaces       text[] NOT NULL,
     secrets          bytea NOT NULL,
     enabled          boolean NOT NULL DEFAULT true,
+    service_tel      text NOT NULL DEFAULT '',   -- our ServiceTel in StationInfo
     -- delivery state, written by the sender
     halted_at        timestamptz,          -- set on Ret 4001 (our secrets are wrong): no sending
     last_success_at  timestamptz,
