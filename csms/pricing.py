@@ -307,9 +307,13 @@ async def on_session_stopped(conn: asyncpg.Connection, session_id: int | None) -
         return
     from .tcec102 import outbox
 
-    cost, session = await price_stored_session(conn, session_id)
-    if cost is not None and session is not None:
-        await outbox.enqueue_charge_order(conn, session_id, cost=cost, session=session)
+    try:
+        async with conn.transaction():  # a savepoint: a failure here never fails the session's stop
+            cost, session = await price_stored_session(conn, session_id)
+            if cost is not None and session is not None:
+                await outbox.enqueue_charge_order(conn, session_id, cost=cost, session=session)
+    except Exception:  # noqa: BLE001 - logged; the session end itself must be recorded
+        log.exception("pricing / charge order of a session failed", extra={"session_id": session_id})
 
 
 async def after_transaction_events(conn: asyncpg.Connection, results: Sequence[Any]) -> None:

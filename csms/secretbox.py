@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -37,10 +38,23 @@ def _derive(passphrase: str) -> bytes:
 
 
 class SecretBox:
-    def __init__(self, passphrase: str) -> None:
+    """Seals and opens values; *passphrase* may be a callable, resolved at first use (so that
+    a node without platforms never creates a key file)."""
+
+    def __init__(self, passphrase: str | Callable[[], str]) -> None:
         if not passphrase:
             raise ValueError("secret key must not be empty")
-        self._fernet = Fernet(_derive(passphrase))
+        self._passphrase = passphrase
+        self._cached: Fernet | None = None
+
+    @property
+    def _fernet(self) -> Fernet:
+        if self._cached is None:
+            key = self._passphrase() if callable(self._passphrase) else self._passphrase
+            if not key:
+                raise ValueError("secret key must not be empty")
+            self._cached = Fernet(_derive(key))
+        return self._cached
 
     def __repr__(self) -> str:
         return "SecretBox(<key redacted>)"
@@ -85,5 +99,6 @@ def secret_box(settings) -> SecretBox:
     if key is not None and hasattr(key, "get_secret_value"):
         key = key.get_secret_value()
     if not key:
-        key = _key_from_file(settings.data_dir)
+        data_dir = settings.data_dir
+        return SecretBox(lambda: _key_from_file(data_dir))
     return SecretBox(key)

@@ -571,8 +571,6 @@ def _write_frame(ws, sheet: Sheet) -> None:
             v = clean(v)
             if isinstance(v, (list, dict)):
                 v = orjson.dumps(v).decode()
-            if c == "status" and v in STATUS_LABELS:
-                pass
             cell = ws.cell(i, j, v)
             if c in sheet.percent and isinstance(v, float):
                 cell.number_format = "0.0%"
@@ -637,7 +635,7 @@ def monthly_workbook(plan: Plan, loaded: Loaded, month: dt.date) -> bytes:
     d = distance_report(plan, loaded, as_of)
     o = operations_report(plan, loaded, month, as_of)
     annex1, annex2, all_targets, notes, interp = t.sheets
-    notes_all = pd.concat([_notes_frame([]), notes.frame, o.sheets[-1].frame]).drop_duplicates(
+    notes_all = pd.concat([notes.frame, o.sheets[-1].frame]).drop_duplicates(
         subset=["code", "message_en"]).reset_index(drop=True)
     sheets = [annex1, annex2, c.sheets[0], d.sheets[0], o.sheets[0], all_targets, c.sheets[1], o.sheets[1],
               Sheet("数据质量 notes", notes_all, NOTE_HEADERS), interp]

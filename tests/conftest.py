@@ -129,7 +129,8 @@ class RunningCsms:
 
 def make_settings(**overrides) -> Settings:
     base = dict(ocpp_host="127.0.0.1", ocpp_port=0, api_port=0, heartbeat_interval=60, lease_seconds=30,
-                node_id=f"test-{uuid.uuid4().hex[:6]}", db_pool_size=5)
+                node_id=f"test-{uuid.uuid4().hex[:6]}", db_pool_size=5,
+                maintenance_interval=0)  # no retention runs under a test's data (tests opt in)
     base.update(overrides)
     return Settings(**base)
 

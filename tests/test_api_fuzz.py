@@ -84,6 +84,8 @@ def run_fuzz(spec: dict, base_url: str, token: str, snapshot, charger_id: str) -
                 code = response.status_code
                 stats[str(code)] = stats.get(str(code), 0) + 1
                 label = f"{case.method} {case.formatted_path} -> {code}"
+                if case.query:
+                    label += f" query={case.query!r:.300}"
                 if code >= 500 and not (is_command and code in (502, 504)):
                     failures.append(f"{label}: {response.text[:300]} body={case.body!r:.300}")
                 if conformance:
@@ -99,10 +101,13 @@ def run_fuzz(spec: dict, base_url: str, token: str, snapshot, charger_id: str) -
                         failures.append(f"{label}: refused but stored something {before} -> {after} "
                                         f"body={case.body!r:.300}")
 
+            t0 = time.monotonic()
             try:
                 check()
             except Unsatisfiable:  # e.g. no invalid request exists for an operation without inputs
                 stats["unsatisfiable"] = stats.get("unsatisfiable", 0) + 1
+            key = f"t {op.method.upper()} {op.path}"
+            stats[key] = stats.get(key, 0) + round(time.monotonic() - t0, 2)
     return failures, stats
 
 

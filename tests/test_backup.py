@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 import uuid
@@ -43,8 +44,6 @@ async def test_backup_restore_round_trip(csms, empty_db, tmp_path: Path):
     await csms.add_tag("TAG-BK")
     ws = await connect(csms.ocpp_url, "BK-1")
     cp = Charger16("BK-1", ws, SimulatorConfig(url="", ids=["BK-1"], id_tag="TAG-BK"))
-    import asyncio
-
     task = asyncio.create_task(cp.start())
     try:
         await cp.boot()

@@ -152,7 +152,7 @@ async def test_healthz_and_readyz(csms):
 
 
 async def test_health_served_without_the_api(db_url):
-    app = CsmsApp(make_settings(api_enabled=False, maintenance_interval=0), db_url)
+    app = CsmsApp(make_settings(api_enabled=False), db_url)
     await app.start()
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{app.api_port}", timeout=10) as client:
@@ -173,7 +173,7 @@ async def test_readyz_follows_the_database_down_and_back():
     server = EmbeddedPostgres(data / "pg")
     loop = asyncio.get_running_loop()
     url = ensure_database(await loop.run_in_executor(None, server.start), "csms")
-    app = CsmsApp(make_settings(maintenance_interval=0, lease_seconds=6), url)
+    app = CsmsApp(make_settings(lease_seconds=6), url)
     try:
         await app.start()
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{app.api_port}", timeout=10) as client:
@@ -200,7 +200,7 @@ async def _is(awaitable, expected) -> bool:
 
 
 async def test_graceful_stop_closes_chargers_with_1001_and_releases_leases(db_url, conn):
-    app = CsmsApp(make_settings(maintenance_interval=0), db_url)
+    app = CsmsApp(make_settings(), db_url)
     await app.start()
     try:
         await conn.execute("INSERT INTO charge_points (id, security_profile) VALUES ('BYE-1', 0)")
@@ -216,3 +216,20 @@ async def test_graceful_stop_closes_chargers_with_1001_and_releases_leases(db_ur
     assert info.value.rcvd is not None and info.value.rcvd.code == 1001
     assert await conn.fetchval("SELECT count(*) FROM charge_points WHERE node_id=$1", node) == 0
     assert await conn.fetchval("SELECT close_code FROM charger_connections WHERE charge_point_id='BYE-1'") == 1001
+
+
+async def test_shutdown_deadline():
+    """A stop that hangs is cut off at CSMS_SHUTDOWN_TIMEOUT and the process can exit."""
+    import time
+
+    from csms import operations
+
+    class Stuck:
+        pool = None
+
+        async def stop(self):
+            await asyncio.sleep(3600)
+
+    started = time.monotonic()
+    assert await operations.stop_within(Stuck(), 0.2) is False
+    assert time.monotonic() - started < 2

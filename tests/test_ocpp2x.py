@@ -592,3 +592,40 @@ async def test_charger_switching_versions_between_connections(csms):
     versions = [r["ocpp_version"] for r in await csms.pool.fetch(
         "SELECT ocpp_version FROM charger_connections WHERE charge_point_id='FLIP' ORDER BY id")]
     assert versions == ["1.6", "2.0.1", "2.1", "1.6"]
+
+
+# ----------------------------------------------------------------------------- store, no sockets
+async def test_store_applies_a_batch_with_several_events_per_session(conn):
+    """One bulk call may hold several events of one session (and repeats): applied round by round."""
+    from csms import db, store
+    from csms.versions import v2x
+
+    await db._init_connection(conn)
+    await conn.execute("INSERT INTO charge_points (id) VALUES ('CP1')")
+    t = [T0 + timedelta(minutes=i) for i in range(4)]
+    payloads = [
+        tx("Ended", 3, t[3], "B1", readings=[(t[3], 400, "Transaction.End")], info={"stoppedReason": "Remote"}),
+        tx("Started", 0, t[0], "B1", evse={"id": 1}, readings=[(t[0], 100, "Transaction.Begin")]),
+        tx("Updated", 1, t[1], "B1", readings=[(t[1], 200, None)]),
+        tx("Updated", 1, t[1], "B1", readings=[(t[1], 200, None)]),
+        tx("Started", 0, t[0], "B2", evse={"id": 1}),
+    ]
+    records = [("CP1", "2.0.1", v2x.decode("TransactionEvent", p), T0) for p in payloads]
+    async with conn.transaction():
+        results = await store.transaction_events(conn, records)
+        for r in results:
+            if r.rows:
+                await conn.copy_records_to_table("meter_values", records=r.rows, columns=store.METER_COLUMNS)
+    assert [r.duplicate for r in results] == [False, False, False, True, False]
+    assert results[0].stopped and results[1].started and results[4].created
+    s = await conn.fetchrow("SELECT * FROM sessions WHERE transaction_id='B1'")
+    assert (s["started_at"], s["stopped_at"], s["energy_wh"], s["stop_reason"]) == (t[0], t[3], 300, "Remote")
+    assert await conn.fetchval("SELECT count(*) FROM meter_values WHERE transaction_id='B1'") == 3
+    # the light path: repeats are recognised too, and their samples are not written twice
+    update = v2x.decode("TransactionEvent", tx("Updated", 1, t[1], "B2", readings=[(t[1], 5, None)]))
+    sid = await conn.fetchval("SELECT id FROM sessions WHERE transaction_id='B2'")
+    async with conn.transaction():
+        first = await store.light_updates(conn, [("CP1", "2.0.1", update, sid, 1)])
+        again = await store.light_updates(conn, [("CP1", "2.0.1", update, sid, 1)])
+    assert (first[0].duplicate, again[0].duplicate) == (False, True)
+    assert await conn.fetchval("SELECT count(*) FROM meter_values WHERE transaction_id='B2'") == 1

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-from fastapi import Request, Response
+from fastapi import Depends, Request, Response
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -159,23 +159,18 @@ class RoleCheck:
         return principal
 
 
-def require(*roles: str) -> RoleCheck:
+def require(*roles: str):
     """A dependency admitting *roles* and admin; the dependency's value is the :class:`Principal`."""
     check = RoleCheck(roles)
 
-    # The signature carries the bearer scheme so that OpenAPI documents the security requirement.
-    async def dependency(request: Request, credentials: HTTPAuthorizationCredentials | None = _Bearer()
-                         ) -> Principal:
+    # The bearer scheme in the signature makes OpenAPI document the security requirement; the
+    # credentials themselves are read by :func:`authenticate`.
+    async def dependency(request: Request,
+                         credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Principal:
         return await check.check(request)
 
     dependency.role_check = check  # type: ignore[attr-defined]
-    return dependency  # type: ignore[return-value]
-
-
-def _Bearer():  # noqa: N802 - reads like a type in the signature above
-    from fastapi import Depends
-
-    return Depends(_bearer)
+    return dependency
 
 
 class ApiRoute(APIRoute):

@@ -6,7 +6,14 @@
   (StationInfo, ConnectorStatusInfo, ChargeOrder, PolicyInfos ...) and the
   OCPP → T/CEC status and stop-reason mappings.
 
-Neither module performs I/O; transport, tokens and persistence live elsewhere.
+Neither module performs I/O. The link itself (issue 6):
+
+* :mod:`csms.tcec102.server` -- our ``POST /evcs/v{version}/{interface}`` routes;
+* :mod:`csms.tcec102.outbox` -- notifications queued in the transaction of their event;
+* :mod:`csms.tcec102.sender` -- background delivery (one node per platform) and the scheduler;
+* :mod:`csms.tcec102.platforms` -- counterpart configuration and status;
+* :mod:`csms.tcec102.registry` -- our registry and live state as T/CEC objects;
+* :mod:`csms.tcec102.api`, :mod:`csms.tcec102.cli` -- operator API and ``csms platform`` / ``csms tariffs``.
 """
 
 from .codec import (

@@ -94,6 +94,15 @@ async def enqueue_status(conn: asyncpg.Connection, cp_id: str, connector_id: int
     code = _status_code(ocpp_status, online)
     if code is None:
         return
+    try:
+        async with conn.transaction():  # a savepoint: a failure here never fails the status report
+            await _enqueue_status(conn, cp_id, connector_id, code, at)
+    except Exception:  # noqa: BLE001 - logged; the reconciler queues the status later
+        log.exception("queueing a T/CEC status notification failed",
+                      extra={"charge_point_id": cp_id, "connector_id": connector_id})
+
+
+async def _enqueue_status(conn, cp_id: str, connector_id: int, code: int, at: datetime) -> None:
     rows = await conn.fetch(
         """WITH p AS (SELECT id FROM tcec_platforms
                       WHERE enabled AND 'notification_stationStatus' = ANY(interfaces))

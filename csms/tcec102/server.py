@@ -84,6 +84,9 @@ async def handle(app, cache: PlatformCache, interface: str, body: bytes, authori
     except PlatformError as exc:
         log.info("T/CEC request refused", extra={"interface": interface[:64], "ret": exc.ret})
         return error_response(exc)
+    except Exception:  # noqa: BLE001 - e.g. the database, or a secret key that does not open the secrets
+        log.exception("T/CEC request failed before authentication", extra={"interface": interface[:64]})
+        return error_response(PlatformError(Ret.SYSTEM_ERROR, "system error"))
     assert platform is not None
     try:
         handler = _HANDLERS.get(interface)
