@@ -427,7 +427,8 @@ class _Builder:
                 pub = pl[(pl["county"] == u) & (pl["access"] == "public") & (pl["commissioned_on"] <= end)
                          & (pl["decommissioned_on"].isna() | (pl["decommissioned_on"] > end))]
                 ratio = 7.6 if i == 0 else EV_RATIO.get(u, (7.0, 6.5, 6.0))[min(i - 1, 2)]
-                ev.append({"county": u, "year": y, "ev_count": int(round(len(pub) * ratio * self.rng.uniform(0.98, 1.02)))})
+                count = int(round(len(pub) * ratio * self.rng.uniform(0.98, 1.02)))
+                ev.append({"county": u, "year": y, "ev_count": count})
                 depot = pl[(pl["county"] == u) & (pl["access"] == "dedicated") & (pl["commissioned_on"] <= end)
                            & pl["station_id"].map(st["site_type"]).isin(["depot_bus", "depot_sanitation"])]
                 buses = max(10, int(len(depot) * self.rng.uniform(1.7, 2.4)))

@@ -211,7 +211,7 @@ async def import_file(conn: asyncpg.Connection, source: str | Path | bytes, geog
         data = source
     try:
         headers, rows = read_table(data, filename)
-    except (ValueError, OSError, KeyError) as exc:
+    except Exception as exc:  # noqa: BLE001 - any unreadable upload (bad zip, bad encoding …) is a file problem
         res = ImportResult(kind=kind or "?", errors=[Problem(None, None, f"无法读取文件 cannot read the file: {exc}")])
         return ImportOutcome(kind or "?", filename, dry_run, res)
     if kind is None:

@@ -69,14 +69,26 @@ def default_inputs(plan_path: str | None = None) -> tuple[Plan, Geography]:
 
 # --- dates --------------------------------------------------------------------------------------
 
+#: Years a report may be asked for (registry dates are checked against 1990–2100 too).
+YEARS = (1990, 2100)
+
+
+def _in_range(d: dt.date, what: str) -> dt.date:
+    if not YEARS[0] <= d.year <= YEARS[1]:
+        raise ReportError(f"{what} must be between {YEARS[0]} and {YEARS[1]}, not {d.isoformat()}")
+    return d
+
+
 def parse_date(value: str | dt.date | None, name: str = "as_of") -> dt.date:
     if value is None:
         return today_local()
     if isinstance(value, dt.date):
-        return value
+        return _in_range(value, name)
     try:
-        return dt.date.fromisoformat(str(value))
-    except ValueError:
+        return _in_range(dt.date.fromisoformat(str(value)), name)
+    except ValueError as exc:
+        if isinstance(exc, ReportError):
+            raise
         raise ReportError(f"{name} must be a date YYYY-MM-DD, not {value!r}") from None
 
 
@@ -85,12 +97,13 @@ def parse_month(value: str | dt.date | None) -> dt.date:
     if value is None:
         return today_local().replace(day=1)
     if isinstance(value, dt.date):
-        return value.replace(day=1)
+        return _in_range(value.replace(day=1), "month")
     try:
-        return dt.date.fromisoformat(f"{value}-01") if len(str(value)) == 7 else \
+        d = dt.date.fromisoformat(f"{value}-01") if len(str(value)) == 7 else \
             dt.date.fromisoformat(str(value)).replace(day=1)
     except ValueError:
         raise ReportError(f"month must be YYYY-MM, not {value!r}") from None
+    return _in_range(d, "month")
 
 
 def month_end(month: dt.date) -> dt.date:
@@ -328,7 +341,8 @@ def operations_report(plan: Plan, loaded: Loaded, month: dt.date, as_of: dt.date
     table = table.assign(county_name=table["county"].map(lambda c: _unit_name(plan, c)))
     by_pile = by_pile.assign(county_name=by_pile["county"].map(lambda c: _unit_name(plan, c)))
     data = {"report": "operations", "plan": _plan_info(plan), "month": start.strftime("%Y-%m"),
-            "as_of": as_of.isoformat(), "counties": records(table[["county", "county_name", *list(table.columns[1:-1])]]),
+            "as_of": as_of.isoformat(),
+            "counties": records(table[["county", "county_name", *list(table.columns[1:-1])]]),
             "piles": records(by_pile.drop(columns=["county_name"])), "notes": [n.as_dict() for n in notes],
             "definitions": {
                 "utilisation": "charging_seconds ÷ in-service seconds (share of time charging)",

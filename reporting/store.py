@@ -101,7 +101,8 @@ async def load_registry(conn: asyncpg.Connection, geography: Geography, *, ops: 
     notes: list[Note] = []
     stations = await _frame(conn, f"SELECT {', '.join(_cols('stations'))} FROM stations ORDER BY station_id",
                             columns=_cols("stations"))
-    piles = await _frame(conn, f"SELECT {', '.join(_cols('piles'))} FROM piles ORDER BY pile_id", columns=_cols("piles"))
+    piles = await _frame(conn, f"SELECT {', '.join(_cols('piles'))} FROM piles ORDER BY pile_id",
+                         columns=_cols("piles"))
     db_places = await _frame(conn, f"SELECT {', '.join(_cols('places'))} FROM places ORDER BY code",
                              columns=_cols("places"))
     vehicles = await _frame(conn, "SELECT county, year::int, ev_count FROM ev_counts ORDER BY county, year",

@@ -63,4 +63,8 @@ def create_api(state: Any, extra_routers: Iterable[APIRouter] = ()) -> FastAPI:
         v1.include_router(extra)
     install_tcec_routes(api, v1)  # T/CEC 102: /evcs/v{version}/{interface}, tariffs, platforms
     api.include_router(v1)
+    from . import dashboard as _dashboard  # the web dashboard's read-only views (/api/v1/dashboard/...)
+    from ..web import install as _install_web  # the web dashboard itself at / (csms.web)
+    api.include_router(_dashboard.router, prefix=API_PREFIX)
+    _install_web(api)
     return api

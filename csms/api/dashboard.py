@@ -233,23 +233,48 @@ def _cell(value: Any) -> Any:
     return value
 
 
-async def _csv_stream(request: Request, select: str, where: Where, order: str, columns: list[str]
-                      ) -> AsyncIterator[bytes]:
+_CHUNK = 2000
+
+
+async def _csv_response(request: Request, select: str, where: Where, order: str, columns: list[str],
+                        name: str) -> StreamingResponse:
+    """Stream the rows as CSV. The query runs (and its first rows are read) before the response
+    starts, so that a bad parameter still gets a proper error status instead of a cut-off body."""
     pool = app_of(request).pool
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(columns)
-    yield ("\ufeff" + buf.getvalue()).encode("utf-8")
-    async with pool.acquire() as conn, conn.transaction():
-        rows: list[Any] = []
-        async for rec in conn.cursor(f"SELECT * FROM ({select} {where.sql()}) AS q ORDER BY {order}", *where.args,
-                                     prefetch=2000):
-            rows.append(rec)
-            if len(rows) >= 2000:
+    conn = await pool.acquire()
+    tx = conn.transaction()
+    try:
+        await tx.start()
+        cursor = await conn.cursor(f"SELECT * FROM ({select} {where.sql()}) AS q ORDER BY {order}", *where.args)
+        first = await cursor.fetch(_CHUNK)
+    except BaseException:
+        await _release(pool, conn, tx)
+        raise
+
+    async def stream() -> AsyncIterator[bytes]:
+        try:
+            buf = io.StringIO()
+            csv.writer(buf, lineterminator="\n").writerow(columns)
+            yield ("\ufeff" + buf.getvalue()).encode("utf-8") + _csv_chunk(first, columns)
+            rows = first
+            while len(rows) == _CHUNK:
+                rows = await cursor.fetch(_CHUNK)
                 yield _csv_chunk(rows, columns)
-                rows = []
-        if rows:
-            yield _csv_chunk(rows, columns)
+        finally:
+            await _release(pool, conn, tx)
+
+    stamp = dt.datetime.now(LOCAL_TZ).strftime("%Y%m%d-%H%M")
+    return StreamingResponse(stream(), media_type="text/csv; charset=utf-8",
+                             headers={"Content-Disposition": f'attachment; filename="{name}-{stamp}.csv"',
+                                      "Cache-Control": "no-store"})
+
+
+async def _release(pool: Any, conn: Any, tx: Any) -> None:
+    try:
+        await asyncio.shield(tx.rollback())  # read-only: nothing to keep
+    except Exception:  # noqa: BLE001 - the connection is released (and reset) either way
+        pass
+    await asyncio.shield(pool.release(conn))
 
 
 def _csv_chunk(rows: list[Any], columns: list[str]) -> bytes:
@@ -258,13 +283,6 @@ def _csv_chunk(rows: list[Any], columns: list[str]) -> bytes:
     for r in rows:
         writer.writerow([_cell(r[c]) for c in columns])
     return buf.getvalue().encode("utf-8")
-
-
-def _csv_response(stream: AsyncIterator[bytes], name: str) -> StreamingResponse:
-    stamp = dt.datetime.now(LOCAL_TZ).strftime("%Y%m%d-%H%M")
-    return StreamingResponse(stream, media_type="text/csv; charset=utf-8",
-                             headers={"Content-Disposition": f'attachment; filename="{name}-{stamp}.csv"',
-                                      "Cache-Control": "no-store"})
 
 
 SESSION_COLUMNS = ["id", "charge_point_id", "connector_id", "transaction_id", "ocpp_version", "id_tag",
@@ -293,8 +311,8 @@ async def export_sessions(
         w.add("s.stopped_at IS NOT NULL")
     w.add_if(since, "coalesce(s.started_at, s.stopped_at) >= {}")
     w.add_if(until, "coalesce(s.started_at, s.stopped_at) < {}")
-    return _csv_response(_csv_stream(request, SESSION_SELECT, w, "_at DESC NULLS LAST, id DESC", SESSION_COLUMNS),
-                         "sessions")
+    return await _csv_response(request, SESSION_SELECT, w, "_at DESC NULLS LAST, id DESC", SESSION_COLUMNS,
+                               "sessions")
 
 
 @router.get("/dashboard/export/faults.csv", dependencies=operator, response_class=StreamingResponse,
@@ -316,4 +334,4 @@ async def export_faults(
     w.add_if(error_code, "error_code = {}")
     w.add_if(since, "opened_at >= {}")
     w.add_if(until, "opened_at < {}")
-    return _csv_response(_csv_stream(request, FAULT_SELECT, w, "opened_at DESC, id DESC", FAULT_COLUMNS), "faults")
+    return await _csv_response(request, FAULT_SELECT, w, "opened_at DESC, id DESC", FAULT_COLUMNS, "faults")

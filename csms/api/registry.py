@@ -19,7 +19,7 @@ from fastapi.responses import Response
 
 from .auth import ApiRoute, require
 from .common import app_of
-from .errors import ERROR_RESPONSES, ApiError
+from .errors import ERROR_RESPONSES, ApiError, ErrorBody
 
 router = APIRouter(tags=["registry"], route_class=ApiRoute, responses=ERROR_RESPONSES)
 admin = [Depends(require("admin"))]
@@ -41,6 +41,8 @@ def _filename(filename: str | None, content_type: str, body: bytes) -> str:
 
 
 @router.post("/registry/import", dependencies=admin, summary="Import a registry file (all-or-nothing)",
+             responses={400: {"model": ErrorBody, "description": "No file in the body"},
+                        415: {"model": ErrorBody, "description": "Not a .csv or .xlsx file"}},
              openapi_extra={"requestBody": {"required": True, "content": {
                  "text/csv": {"schema": {"type": "string", "format": "binary"}},
                  XLSX: {"schema": {"type": "string", "format": "binary"}}}}})

@@ -1,4 +1,6 @@
-"""Reports on the plan's targets: ``/reports/targets|coverage|distance|operations|monthly`` (roles bureau, operator, admin).
+"""Reports on the plan's targets: ``/reports/targets|coverage|distance|operations|monthly``.
+
+Roles bureau, operator and admin.
 
 Each report is available as ``format=json`` (default), ``csv`` (UTF-8 with BOM, English column
 ids) or ``xlsx`` (Chinese headers; the targets workbook starts with sheets laid out like 附件1

@@ -4,11 +4,15 @@ import {h, s} from './dom.js';
 
 export const PALETTE = ['#1f4e79', '#2e86c1', '#e67e22', '#27ae60', '#8e44ad', '#c0392b', '#16a085', '#7f8c8d'];
 
-function niceMax(v) {
-  if (!(v > 0)) return 1;
-  const p = 10 ** Math.floor(Math.log10(v));
-  for (const m of [1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10]) if (m * p >= v) return m * p;
-  return 10 * p;
+/** A round axis: {min, max, step} with 3–6 steps of 1, 2, 2.5 or 5 × 10^k. */
+function niceScale(lo, hi, integer = false) {
+  if (!(hi > lo)) hi = lo + 1;
+  const raw = (hi - lo) / 5;
+  const p = 10 ** Math.floor(Math.log10(raw));
+  let step = [1, 2, 2.5, 5, 10].map((m) => m * p).find((x) => x >= raw);
+  if (integer) step = Math.max(1, Math.round(step));
+  const min = Math.floor(lo / step) * step;
+  return {min, max: Math.ceil(hi / step - 1e-9) * step, step};
 }
 
 function legend(series) {
@@ -22,10 +26,11 @@ function frame({width, height, label}) {
     preserveAspectRatio: 'xMidYMid meet'});
 }
 
-function yAxis(svg, {left, top, plotW, plotH, max, format, ticks = 4}) {
-  for (let i = 0; i <= ticks; i++) {
-    const v = (max * i) / ticks;
-    const y = top + plotH - (plotH * i) / ticks;
+function yAxis(svg, {left, top, plotW, plotH, scale, format}) {
+  const n = Math.round((scale.max - scale.min) / scale.step);
+  for (let i = 0; i <= n; i++) {
+    const v = scale.min + i * scale.step;
+    const y = top + plotH - (plotH * i) / n;
     svg.append(s('line', {x1: left, x2: left + plotW, y1: y, y2: y, class: i ? 'grid' : 'axis'}));
     svg.append(s('text', {x: left - 6, y: y + 4, class: 'tick', 'text-anchor': 'end'}, format(v)));
   }
@@ -36,15 +41,16 @@ function yAxis(svg, {left, top, plotW, plotH, max, format, ticks = 4}) {
  * (targets: [{value, label}] per category, or one {value, label} for all).
  */
 export function barChart({categories, series, format = String, valueFormat, label, target, height = 300,
-  width = 680, rotate = false}) {
+  width = 680, rotate = false, integer = false}) {
   const fmtV = valueFormat || format;
-  const left = 56, right = 12, top = 22, bottom = rotate ? 70 : 44;
+  const left = 56, right = 16, top = 22, bottom = rotate ? 70 : 44;
   const plotW = width - left - right, plotH = height - top - bottom;
   const values = series.flatMap((sr) => sr.values.filter((v) => Number.isFinite(v)));
   const targets = target ? categories.map((_, i) => (Array.isArray(target) ? target[i] : target)) : [];
-  const max = niceMax(Math.max(0, ...values, ...targets.filter(Boolean).map((x) => x.value)));
+  const scale = niceScale(0, Math.max(0, ...values, ...targets.filter(Boolean).map((x) => x.value)), integer);
+  const max = scale.max;
   const svg = frame({width, height, label});
-  yAxis(svg, {left, top, plotW, plotH, max, format});
+  yAxis(svg, {left, top, plotW, plotH, scale, format});
   const groupW = plotW / Math.max(1, categories.length);
   const barW = Math.min(38, (groupW * 0.8) / series.length);
   categories.forEach((cat, ci) => {
@@ -80,20 +86,23 @@ export function barChart({categories, series, format = String, valueFormat, labe
 }
 
 /** Lines: categories (e.g. months) on x, one line per series. */
-export function lineChart({categories, series, format = String, label, height = 280, width = 680, max}) {
-  const left = 56, right = 12, top = 18, bottom = 40;
+export function lineChart({categories, series, format = String, label, height = 280, width = 680, max, fitMin = false}) {
+  const left = 56, right = 40, top = 18, bottom = 40;
   const plotW = width - left - right, plotH = height - top - bottom;
   const values = series.flatMap((sr) => sr.values.filter((v) => Number.isFinite(v)));
-  const top_ = max ?? niceMax(Math.max(0, ...values));
+  const lo = fitMin && values.length ? Math.min(...values) : 0;
+  const scale = niceScale(fitMin ? Math.max(0, lo - (Math.max(...values) - lo) * 0.2 - 1e-6) : 0, max ?? Math.max(0, ...values));
+  if (max !== undefined) scale.max = Math.max(scale.max, max);
+  const span = scale.max - scale.min;
   const svg = frame({width, height, label});
-  yAxis(svg, {left, top, plotW, plotH, max: top_, format});
+  yAxis(svg, {left, top, plotW, plotH, scale: {...scale, max: scale.min + Math.round(span / scale.step) * scale.step}, format});
   const step = categories.length > 1 ? plotW / (categories.length - 1) : 0;
   const xAt = (i) => left + (categories.length > 1 ? i * step : plotW / 2);
   categories.forEach((cat, i) => svg.append(s('text', {x: xAt(i), y: top + plotH + 18, class: 'cat',
     'text-anchor': 'middle'}, cat)));
   series.forEach((sr, si) => {
     const color = sr.color || PALETTE[si % PALETTE.length];
-    const pts = sr.values.map((v, i) => (Number.isFinite(v) ? [xAt(i), top + plotH - (plotH * v) / top_] : null));
+    const pts = sr.values.map((v, i) => (Number.isFinite(v) ? [xAt(i), top + plotH - (plotH * (v - scale.min)) / span] : null));
     let d = '', pen = false;
     for (const p of pts) {
       if (!p) { pen = false; continue; }

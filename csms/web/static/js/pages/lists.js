@@ -1,7 +1,7 @@
 // Sessions and faults: filterable tables, paginated by the server, exportable as CSV.
 import {api, download} from '../api.js';
 import {h, routeHref, table} from '../dom.js';
-import {dateTime, localMidnight, num, t, tOr} from '../i18n.js';
+import {dateTime, localMidnight, num, t} from '../i18n.js';
 import {errorBox, header, loading, statusChip} from './common.js';
 
 const SIZES = [25, 50, 100];

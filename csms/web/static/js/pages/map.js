@@ -2,7 +2,7 @@
 // coloured by status; choosing a station shows its piles and connectors.
 import {api} from '../api.js';
 import {clear, h, routeHref, s} from '../dom.js';
-import {date, num, t, tOr} from '../i18n.js';
+import {num, t, tOr} from '../i18n.js';
 import {errorBox, header, loading, onlineChip, statusChip} from './common.js';
 
 const STATUSES = ['faulted', 'charging', 'available', 'unavailable', 'offline', 'none'];
@@ -125,7 +125,8 @@ export function render({main, query}) {
       stationPanel(panel, st, close);
     };
     // draw registry-only stations first so that connected ones are on top
-    const order = [...data.stations].sort((a, b) => (a.status === 'none') - (b.status === 'none')).reverse();
+    const rank = (st) => -STATUSES.indexOf(st.status); // faulted last: drawn on top
+    const order = [...data.stations].sort((a, b) => rank(a) - rank(b));
     for (const st of order) {
       const [x, y] = project([st.lon, st.lat]);
       const connected = st.status !== 'none';

@@ -7,32 +7,33 @@ import {errorBox, header} from './common.js';
 const REFRESH_KINDS = new Set(['open', 'dropped', 'status', 'fault', 'fault_opened', 'fault_closed', 'session_started',
   'session_stopped', 'charger_connected', 'charger_disconnected']);
 
-function card(title, main, rows, cls) {
+function card(title, main, caption, rows, cls) {
   return h('section', {class: 'card stat ' + (cls || '')}, h('h2', null, title),
-    h('p', {class: 'big'}, main),
+    h('p', {class: 'big'}, main, h('span', {class: 'caption'}, caption)),
     rows ? h('dl', {class: 'pairs'}, rows.flatMap(([k, v, key]) => [h('dt', null, k), h('dd', {dataset: {key}}, v)])) : null);
 }
 
 function counters(o) {
   const c = o.connectors;
   return h('div', {class: 'stats'},
-    card(t('ov.chargers'), h('span', {dataset: {key: 'chargers-online'}}, num(o.chargers.online)), [
+    card(t('ov.chargers'), [h('span', {dataset: {key: 'chargers-online'}}, num(o.chargers.online)),
+      h('span', {class: 'of'}, ` / ${num(o.chargers.total)}`)], t('ov.online'), [
       [t('ov.online'), num(o.chargers.online), 'online'],
       [t('ov.offline'), num(o.chargers.offline), 'offline'],
     ], 'chargers'),
-    card(t('ov.connectors'), h('span', {dataset: {key: 'connectors-charging'}}, num(c.charging)), [
+    card(t('ov.connectors'), h('span', {dataset: {key: 'connectors-charging'}}, num(c.charging)), t('ov.charging'), [
       [t('ov.available'), num(c.available), 'available'],
       [t('ov.charging'), num(c.charging), 'charging'],
       [t('ov.faulted'), num(c.faulted), 'faulted'],
       [t('ov.unavailable'), num(c.unavailable), 'unavailable'],
       [t('ov.conn_offline'), num(c.offline), 'conn-offline'],
     ], 'connectors'),
-    card(t('ov.today'), h('span', {dataset: {key: 'sessions-today'}}, num(o.sessions_today)), [
+    card(t('ov.today'), h('span', {dataset: {key: 'energy-today'}}, big(o.energy_today_kwh)), t('unit.kwh'), [
       [t('ov.sessions_today'), num(o.sessions_today), 'sessions'],
       [t('ov.energy_today'), `${big(o.energy_today_kwh)} ${t('unit.kwh')}`, 'energy'],
       [t('ov.open_sessions'), num(o.open_sessions), 'open-sessions'],
     ], 'today'),
-    card(t('ov.open_faults'), h('a', {href: '#/faults?status=open', dataset: {key: 'open-faults'}}, num(o.open_faults)), [
+    card(t('ov.open_faults'), h('a', {href: '#/faults?status=open', dataset: {key: 'open-faults'}}, num(o.open_faults)), '', [
       [t('ov.stations'), num(o.stations), 'stations'],
     ], o.open_faults ? 'faults alert' : 'faults'));
 }
