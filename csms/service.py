@@ -221,10 +221,11 @@ class ChargerService:
             self.log.warning("transaction on an unknown EVSE", extra={**extra, "evse_id": ev.evse_id})
         if res.after_end:
             self.log.info("transaction event after the end recorded", extra=extra)
-        if res.started or (res.created and not res.stopped):
+        if res.started:
             self.log.info("transaction started", extra={**extra, "connector_id": res.connector_id,
                                                         "id_tag_status": res.id_tag_info.status
                                                         if res.id_tag_info else None})
+        if res.created and not res.stopped:  # once per session, whichever event came first
             self.publish("session_started", {"charge_point_id": self.cp_id, "session_id": res.session_id,
                                              "transaction_id": tx_id, "connector_id": res.connector_id})
         if res.stopped:

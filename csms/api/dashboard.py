@@ -214,7 +214,10 @@ async def operations(
     names = _county_names()
     for r in rows:
         r["county_name"] = names.get(r["county"], r["county"])
-    month_list = sorted({r["month"] for r in rows})
+    month_list, m = [], first
+    while m <= last:
+        month_list.append(f"{m:%Y-%m}")
+        m = (m + dt.timedelta(days=32)).replace(day=1)
     return {"first": f"{first:%Y-%m}", "last": f"{last:%Y-%m}", "as_of": cut.isoformat(), "months": month_list,
             "counties": [{"code": c, "name": n} for c, n in names.items()], "rows": rows, "notes": notes}
 

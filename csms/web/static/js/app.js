@@ -67,7 +67,7 @@ function renderShell(current) {
 
 function renderLive(state) {
   const el = document.getElementById('live');
-  el.className = 'live ' + state;
+  el.className = 'live is-' + state;
   el.textContent = state === 'idle' ? '' : t(state === 'live' ? 'live.on' : state === 'connecting' ? 'live.connecting' : 'live.retry');
 }
 

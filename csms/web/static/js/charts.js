@@ -5,11 +5,11 @@ import {h, s} from './dom.js';
 export const PALETTE = ['#1f4e79', '#2e86c1', '#e67e22', '#27ae60', '#8e44ad', '#c0392b', '#16a085', '#7f8c8d'];
 
 /** A round axis: {min, max, step} with 3–6 steps of 1, 2, 2.5 or 5 × 10^k. */
-function niceScale(lo, hi, integer = false) {
+function niceScale(lo, hi, integer = false, multipliers = [1, 2, 2.5, 5, 10]) {
   if (!(hi > lo)) hi = lo + 1;
   const raw = (hi - lo) / 5;
   const p = 10 ** Math.floor(Math.log10(raw));
-  let step = [1, 2, 2.5, 5, 10].map((m) => m * p).find((x) => x >= raw);
+  let step = multipliers.map((m) => m * p).find((x) => x >= raw);
   if (integer) step = Math.max(1, Math.round(step));
   const min = Math.floor(lo / step) * step;
   return {min, max: Math.ceil(hi / step - 1e-9) * step, step};
@@ -86,12 +86,14 @@ export function barChart({categories, series, format = String, valueFormat, labe
 }
 
 /** Lines: categories (e.g. months) on x, one line per series. */
-export function lineChart({categories, series, format = String, label, height = 280, width = 680, max, fitMin = false}) {
+export function lineChart({categories, series, format = String, label, height = 280, width = 680, max, fitMin = false,
+  percent = false}) {
   const left = 56, right = 40, top = 18, bottom = 40;
   const plotW = width - left - right, plotH = height - top - bottom;
   const values = series.flatMap((sr) => sr.values.filter((v) => Number.isFinite(v)));
   const lo = fitMin && values.length ? Math.min(...values) : 0;
-  const scale = niceScale(fitMin ? Math.max(0, lo - (Math.max(...values) - lo) * 0.2 - 1e-6) : 0, max ?? Math.max(0, ...values));
+  const scale = niceScale(fitMin ? Math.max(0, lo - (Math.max(...values) - lo) * 0.2 - 1e-6) : 0, max ?? Math.max(0, ...values),
+    false, percent ? [1, 2, 5, 10] : undefined);
   if (max !== undefined) scale.max = Math.max(scale.max, max);
   const span = scale.max - scale.min;
   const svg = frame({width, height, label});

@@ -58,19 +58,17 @@ function stationPanel(panel, st, close) {
       return h('span', {class: 'chips'}, onlineChip(cp.online), ' ',
         conns.map((c) => [h('span', {class: 'muted'}, `#${c.connector_id}`), statusChip(c.status), ' ']));
     };
+    const chargerCell = (id, cp) => (id ? [h('a', {href: routeHref('charger', id)}, id), h('br'), connectorCell(cp)] : '—');
     const rows = d.piles.map((p) => {
       const cp = p.charge_point_id ? byCp.get(p.charge_point_id) : null;
       return h('tr', {dataset: {pile: p.pile_id}},
         h('th', {scope: 'row'}, p.pile_id),
-        h('td', {class: 'num'}, num(p.power_kw)),
-        h('td', null, p.current_type),
-        h('td', null, p.charge_point_id ? h('a', {href: routeHref('charger', p.charge_point_id)}, p.charge_point_id) : '—'),
-        h('td', null, connectorCell(cp)));
+        h('td', null, `${num(p.power_kw)} kW ${tOr('current.' + p.current_type, p.current_type)}`),
+        h('td', null, chargerCell(p.charge_point_id, cp)));
     });
     for (const cp of d.chargers) {
       if (inPiles.has(cp.id)) continue;
-      rows.push(h('tr', null, h('th', {scope: 'row'}, '—'), h('td', null, ''), h('td', null, ''),
-        h('td', null, h('a', {href: routeHref('charger', cp.id)}, cp.id)), h('td', null, connectorCell(cp))));
+      rows.push(h('tr', null, h('th', {scope: 'row'}, '—'), h('td', null, '—'), h('td', null, chargerCell(cp.id, cp))));
     }
     panel.replaceChildren(
       h('div', {class: 'panel-head'}, h('h2', {id: 'station-title'}, d.name || d.station_id),
@@ -84,8 +82,8 @@ function stationPanel(panel, st, close) {
         h('dt', null, t('ch.status')), h('dd', null, h('span', {class: 'chip st-' + d.status}, t('st.' + d.status)))),
       h('h3', null, `${t('station.piles')} (${num(d.piles.length)})`),
       h('div', {class: 'table-wrap'}, h('table', {class: 'data compact'},
-        h('thead', null, h('tr', null, ['station.pile', 'station.power', 'station.type', 'station.charger',
-          'station.connectors'].map((k, i) => h('th', {scope: 'col', class: i === 1 ? 'num' : null}, t(k))))),
+        h('thead', null, h('tr', null, ['station.pile', 'station.power', 'station.charger'].map((k) =>
+          h('th', {scope: 'col'}, t(k))))),
         h('tbody', null, rows))));
     panel.focus();
   }).catch((err) => panel.replaceChildren(errorBox(err)));

@@ -31,8 +31,8 @@ export function render({main, query, go}) {
     const series = (field, only) => units.filter((u) => !only || only(u)).map((u, i) => ({
       name: names.get(u), bold: u === city, color: u === city ? '#111' : PALETTE[(i + 1) % PALETTE.length],
       values: d.months.map((m) => { const r = at.get(`${u}|${m}`); return r ? r[field] : null; })}));
-    const util = lineChart({label: t('op.util'), categories: cats, series: series('utilisation'), format: (v) => pct(v, 0)});
-    const avail = lineChart({label: t('op.avail'), categories: cats, series: series('availability'), format: (v) => pct(v, 0), max: 1, fitMin: true});
+    const util = lineChart({label: t('op.util'), categories: cats, series: series('utilisation'), format: (v) => pct(v, 0), percent: true});
+    const avail = lineChart({label: t('op.avail'), categories: cats, series: series('availability'), format: (v) => pct(v, 0), max: 1, fitMin: true, percent: true});
     const faults = barChart({label: t('op.faults'), categories: cats, series: series('faults', (u) => u !== city), format: (v) => num(v), integer: true, width: 1100, height: 320});
     const rows = [...d.rows].sort((a, b) => (a.month < b.month ? 1 : a.month > b.month ? -1 : units.indexOf(a.county) - units.indexOf(b.county)));
     const table = h('div', {class: 'table-wrap'}, h('table', {class: 'data', id: 'ops-table'},
