@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install bench demo clean smoke
+.PHONY: run test install bench bench-reports demo clean smoke
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required"'
@@ -19,6 +19,7 @@ install: $(STAMP)
 
 ## run: apply migrations and serve OCPP (ws://0.0.0.0:9000/ocpp/{id}) and the API (http://0.0.0.0:8000)
 run: install
+	$(BIN)/csms demo offer
 	$(BIN)/csms serve
 
 ## test: install everything the tests need and run the whole suite
@@ -32,6 +33,14 @@ smoke: install
 ## bench: throughput/latency/RSS against the reference central system
 bench: install
 	$(BIN)/python bench/run.py
+
+## demo: fill the database with a synthetic Yangquan (marked synthetic) for real-looking reports
+demo: install
+	$(BIN)/csms demo seed
+
+## bench-reports: targets report over ~7,000 piles and 10 million sessions (several minutes to build)
+bench-reports: install
+	$(BIN)/python bench/report_targets.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

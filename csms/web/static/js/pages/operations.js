@@ -5,6 +5,8 @@ import {month, num, pct, t} from '../i18n.js';
 import {barChart, lineChart, PALETTE} from '../charts.js';
 import {errorBox, loading, section} from './common.js';
 
+const tickPct = (v) => pct(v, Math.abs(v * 100 - Math.round(v * 100)) > 1e-9 ? 1 : 0);
+
 export function render({main, query, go}) {
   const months = [3, 6, 12].includes(Number(query.get('months'))) ? Number(query.get('months')) : 6;
   const end = /^\d{4}-\d{2}$/.test(query.get('end') || '') ? query.get('end') : '';
@@ -31,8 +33,8 @@ export function render({main, query, go}) {
     const series = (field, only) => units.filter((u) => !only || only(u)).map((u, i) => ({
       name: names.get(u), bold: u === city, color: u === city ? '#111' : PALETTE[(i + 1) % PALETTE.length],
       values: d.months.map((m) => { const r = at.get(`${u}|${m}`); return r ? r[field] : null; })}));
-    const util = lineChart({label: t('op.util'), categories: cats, series: series('utilisation'), format: (v) => pct(v, 0), percent: true});
-    const avail = lineChart({label: t('op.avail'), categories: cats, series: series('availability'), format: (v) => pct(v, 0), max: 1, fitMin: true, percent: true});
+    const util = lineChart({label: t('op.util'), categories: cats, series: series('utilisation'), format: tickPct, percent: true});
+    const avail = lineChart({label: t('op.avail'), categories: cats, series: series('availability'), format: tickPct, max: 1, fitMin: true, percent: true});
     const faults = barChart({label: t('op.faults'), categories: cats, series: series('faults', (u) => u !== city), format: (v) => num(v), integer: true, width: 1100, height: 320});
     const rows = [...d.rows].sort((a, b) => (a.month < b.month ? 1 : a.month > b.month ? -1 : units.indexOf(a.county) - units.indexOf(b.county)));
     const table = h('div', {class: 'table-wrap'}, h('table', {class: 'data', id: 'ops-table'},
