@@ -437,25 +437,27 @@ async def transaction_event(conn: asyncpg.Connection, cp_id: str, version: str, 
 LightRecord = tuple[str, str, TransactionUpdate, int, int]
 
 _LIGHT_SQL = """
-WITH ev AS (
+WITH input AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::timestamptz[], $6::bool[], $7::int[],
+                         $8::int[], $9::text[], $10::int[], $11::text[], $12::bigint[])
+         WITH ORDINALITY AS t(cp, tx, seq, trig, ts, offline, evse, conn, cstate, nsamples, version, sid, ord)
+), ev AS (
     INSERT INTO transaction_events (charge_point_id, transaction_id, seq_no, event_type, trigger_reason, event_at,
         offline, evse_id, connector_id, charging_state, samples, ocpp_version)
-    SELECT cp, tx, seq, 'Updated', trig, ts, offline, evse, conn, cstate, nsamples, version
-    FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::timestamptz[], $6::bool[], $7::int[],
-                $8::int[], $9::text[], $10::int[], $11::text[])
-         AS t(cp, tx, seq, trig, ts, offline, evse, conn, cstate, nsamples, version)
+    SELECT cp, tx, seq, 'Updated', trig, ts, offline, evse, conn, cstate, nsamples, version FROM input
     ON CONFLICT (charge_point_id, transaction_id, seq_no) DO NOTHING
     RETURNING charge_point_id, transaction_id, seq_no
+), new AS (
+    SELECT i.* FROM input i JOIN ev ON ev.charge_point_id = i.cp AND ev.transaction_id = i.tx AND ev.seq_no = i.seq
 ), mv AS (
     INSERT INTO meter_values (charge_point_id, connector_id, session_id, transaction_id, sampled_at, measurand,
         phase, unit, context, location, value, raw_value)
-    SELECT m.cp, m.conn, m.sid, m.tx, m.ts, m.measurand, m.phase, m.unit, m.ctx, m.loc, m.value, m.raw
-    FROM unnest($12::text[], $13::int[], $14::bigint[], $15::text[], $16::int[], $17::timestamptz[], $18::text[],
-                $19::text[], $20::text[], $21::text[], $22::text[], $23::float8[], $24::text[])
-         AS m(cp, conn, sid, tx, seq, ts, measurand, phase, unit, ctx, loc, value, raw)
-    JOIN ev ON ev.charge_point_id = m.cp AND ev.transaction_id = m.tx AND ev.seq_no = m.seq
+    SELECT n.cp, n.conn, n.sid, n.tx, m.ts, m.measurand, m.phase, m.unit, m.ctx, m.loc, m.value, m.raw
+    FROM unnest($13::int[], $14::timestamptz[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[],
+                $20::float8[], $21::text[]) AS m(ord, ts, measurand, phase, unit, ctx, loc, value, raw)
+    JOIN new n ON n.ord = m.ord
 )
-SELECT charge_point_id, transaction_id, seq_no FROM ev
+SELECT ord FROM input WHERE ord NOT IN (SELECT ord FROM new)
 """
 
 
@@ -465,23 +467,25 @@ async def light_updates(conn: asyncpg.Connection, records: list[LightRecord]) ->
     The service sends an Updated event here only when it knows the session is open, the seqNo is
     above every one seen, and the event carries no token and no new EVSE, charging state or
     phase count: then recording the event (for idempotency and the audit trail) and its samples
-    (unless it is a repeat) is all there is to do — one statement for the whole batch.
+    (unless it is a repeat) is all there is to do — one statement for the whole batch, which
+    answers with the repeats only.
     """
-    cols: list[list[Any]] = [[] for _ in range(24)]
-    ev_cols, mv_cols = cols[:11], cols[11:]
-    for cp_id, version, ev, sid, connector in records:
+    ev_cols: list[list[Any]] = [[] for _ in range(12)]
+    mv_cols: list[list[Any]] = [[] for _ in range(9)]
+    for n, (cp_id, version, ev, sid, connector) in enumerate(records, 1):
         for col, value in zip(ev_cols, (cp_id, ev.transaction_id, ev.seq_no, ev.trigger_reason, ev.timestamp,
                                         ev.offline, ev.evse_id, connector, ev.charging_state, len(ev.samples),
-                                        version)):
+                                        version, sid)):
             col.append(value)
-        for row in meter_rows(cp_id, connector, sid, ev.transaction_id, ev.samples):
-            for col, value in zip(mv_cols, row[:4] + (ev.seq_no,) + row[4:]):
+        for smp in ev.samples:
+            nan = math.isnan(smp.value)
+            for col, value in zip(mv_cols, (n, smp.timestamp, smp.measurand, smp.phase, smp.unit, smp.context,
+                                            smp.location, None if nan else smp.value, smp.raw)):
                 col.append(value)
-    inserted = {(r["charge_point_id"], r["transaction_id"], r["seq_no"])
-                for r in await conn.fetch(_LIGHT_SQL, *cols)}
-    return [TxEventResult(sid, connector_id=connector, open=True, last_seq_no=ev.seq_no)
-            if (cp_id, ev.transaction_id, ev.seq_no) in inserted else TxEventResult(sid, duplicate=True)
-            for cp_id, _version, ev, sid, connector in records]
+    repeats = {r[0] for r in await conn.fetch(_LIGHT_SQL, *ev_cols, *mv_cols)}
+    return [TxEventResult(sid, duplicate=True) if n in repeats else
+            TxEventResult(sid, connector_id=connector, open=True, last_seq_no=ev.seq_no)
+            for n, (_cp_id, _version, ev, sid, connector) in enumerate(records, 1)]
 
 
 async def _after_event(conn: asyncpg.Connection, record: TxRecord, row: asyncpg.Record) -> TxEventResult:

@@ -111,7 +111,7 @@ export function render({main, query}) {
       const [lx, ly] = project(best.c);
       gLabels.append(s('text', {x: lx, y: ly, class: 'county-label', 'text-anchor': 'middle'}, f.properties?.name || ''));
     }
-    svg.append(gCounties, gLabels);
+    svg.append(gCounties);
     const gStations = s('g', {class: 'stations'});
     const byId = new Map();
     const panel = h('aside', {class: 'card station-panel', tabindex: '-1', 'aria-labelledby': 'station-title', hidden: true});
@@ -138,7 +138,7 @@ export function render({main, query}) {
       gStations.append(el);
       byId.set(st.station_id, {st, el});
     }
-    svg.append(gStations);
+    svg.append(gStations, gLabels); // labels above the dots (they let clicks through)
 
     // zoom (buttons, keyboard-usable) by changing the viewBox
     let view = [0, 0, W, height];
