@@ -97,6 +97,12 @@ class Gateway:
         self._verifier = PasswordVerifier()
         self._servers: list[Server] = []
         self._lease_task: asyncio.Task | None = None
+        # Graceful shutdown: once draining, new CALLs are left unanswered (the charger resends
+        # them to the node it reconnects to) while CALLs already being handled finish.
+        self._draining = False
+        self._inflight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
         self.ports: list[int] = []       # ws:// ports
         self.tls_ports: list[int] = []   # wss:// ports
 
@@ -138,6 +144,12 @@ class Gateway:
         """Stop accepting, close every charger with *close_code* and release this node's leases."""
         for server in self._servers:
             server.close(close_connections=False)
+        self._draining = True
+        try:
+            # Answer what is being handled (its data is committing) before closing.
+            await asyncio.wait_for(self._idle.wait(), timeout=10)
+        except asyncio.TimeoutError:
+            log.warning("shutdown: %d charger messages still in flight", self._inflight)
         await asyncio.gather(*(c.ws.close(close_code, "server shutting down")
                                for c in list(self.connections.values())), return_exceptions=True)
         for server in self._servers:
@@ -299,7 +311,19 @@ class Gateway:
             future.set_result(msg)
         return None
 
-    async def _on_call(self, conn: Connection, codec, call: ocppj.Call) -> str:
+    async def _on_call(self, conn: Connection, codec, call: ocppj.Call) -> str | None:
+        if self._draining:
+            return None
+        self._inflight += 1
+        self._idle.clear()
+        try:
+            return await self._handle_call(conn, codec, call)
+        finally:
+            self._inflight -= 1
+            if self._inflight == 0:
+                self._idle.set()
+
+    async def _handle_call(self, conn: Connection, codec, call: ocppj.Call) -> str:
         version = conn.version
         action = call.action
         try:
@@ -340,8 +364,10 @@ class Gateway:
                     conn.connection_row, conn.ws.close_code)
                 if current:
                     await db.execute(
+                        # connected_since: a reconnect that already took the lease keeps it.
                         """UPDATE charge_points SET node_id=NULL, lease_expires_at=NULL, last_seen=$3
-                           WHERE id=$1 AND node_id=$2""", conn.cp_id, self.node_id, conn.service.last_seen)
+                           WHERE id=$1 AND node_id=$2 AND connected_since=$4""",
+                        conn.cp_id, self.node_id, conn.service.last_seen, conn.connected_at)
         except (asyncpg.PostgresError, OSError) as exc:
             conn.log.warning("could not record disconnect: %s", exc)
         conn.log.info("disconnected", extra={"code": conn.ws.close_code})
