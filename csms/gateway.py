@@ -36,7 +36,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from . import metrics, ocppj, validation
+from . import metrics, ocppj, proxy_auth, validation
 from .config import Settings
 from .events import utcnow
 from .group_commit import GroupCommitter
@@ -211,19 +211,26 @@ class Gateway:
         connection.cp_id = cp_id  # type: ignore[attr-defined]
         return None
 
-    @staticmethod
-    def _check_transport(connection: ServerConnection, cp_id: str, profile: int, has_password: bool
+    def _check_transport(self, connection: ServerConnection, cp_id: str, profile: int, has_password: bool
                          ) -> tuple[HTTPStatus, str] | None:
         """Security profiles 2 and 3: TLS required; profile 3 needs a client certificate for *cp_id*.
 
         Certificates from an untrusted CA or expired ones never get here: the TLS handshake
         fails first. A client certificate, when one is presented, must always name *cp_id*.
+        Behind a TLS-terminating proxy listed in ``CSMS_TRUSTED_PROXIES``, the proxy's
+        headers say whether the charger used TLS and which certificate it verified; from
+        any other peer those headers are ignored.
         """
         ssl_object = connection.transport.get_extra_info("ssl_object")
-        cn = _certificate_cn(ssl_object)
+        tls, cn = ssl_object is not None, _certificate_cn(ssl_object)
+        if not tls:
+            proxied = proxy_auth.proxied_transport(proxy_auth.peer_host(connection.remote_address),
+                                                   connection.request.headers, self.settings)
+            if proxied is not None:
+                tls, cn = proxied.tls, proxied.common_name
         if cn is not None and cn != cp_id:
             return HTTPStatus.FORBIDDEN, "client certificate is not for this charge point"
-        if profile >= 2 and ssl_object is None:
+        if profile >= 2 and not tls:
             return HTTPStatus.FORBIDDEN, f"security profile {profile} requires TLS (wss://)"
         if profile == 3 and cn is None:
             return HTTPStatus.FORBIDDEN, "security profile 3 requires a client certificate"

@@ -167,8 +167,6 @@ async def test_failover_through_nginx(db_url, conn, tmp_path: Path):
             await node.kill()
 
 
-@pytest.mark.xfail(reason="csms.proxy_auth.proxied_transport not yet wired into Gateway._check_transport",
-                   strict=False)
 async def test_security_profiles_2_and_3_behind_nginx(db_url, conn, tmp_path: Path):
     """TLS terminated by nginx: the node believes nginx (CSMS_TRUSTED_PROXIES) about TLS and the certificate."""
     nginx_bin = require_tool("nginx", "/usr/sbin/nginx")
