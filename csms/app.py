@@ -15,7 +15,7 @@ import signal
 
 import asyncpg
 
-from . import db, metrics, operations
+from . import db, lifecycle, metrics
 from .config import Settings
 from .eventbus import EventBus
 from .gateway import Gateway
@@ -53,7 +53,7 @@ class CsmsApp:
         log.info("serving OCPP", extra={"ports": self.gateway.ports, "tls_ports": self.gateway.tls_ports,
                                         "node_id": self.settings.node_id})
         await self._start_router_and_api()
-        await operations.started(self)  # stale leases, periodic maintenance, health without API
+        await lifecycle.started(self)  # stale leases, periodic maintenance, health without API
         self.tcec = await start_tcec_link(self)  # T/CEC 102: outbox sender and scheduler
 
     async def _start_router_and_api(self) -> None:
@@ -66,7 +66,7 @@ class CsmsApp:
 
         from .api import create_api
 
-        api = operations.with_health(create_api(self), self)  # + /healthz, /readyz, /metrics
+        api = lifecycle.with_health(create_api(self), self)  # + /healthz, /readyz, /metrics
         config = uvicorn.Config(api, host=self.settings.api_host, port=self.settings.api_port,
                                 log_config=None, access_log=False, lifespan="off", ws="none",
                                 timeout_graceful_shutdown=5, server_header=False)
@@ -96,7 +96,7 @@ class CsmsApp:
 
     async def stop(self) -> None:
         """Stop the API, close chargers (1001), finish in-flight commits, release leases, close the pool."""
-        await operations.stopping(self)  # /readyz -> 503, maintenance stops
+        await lifecycle.stopping(self)  # /readyz -> 503, maintenance stops
         await stop_tcec_link(getattr(self, "tcec", None))
         await self._stop_router_and_api()
         if self.gateway:
@@ -134,4 +134,4 @@ async def run_forever(settings: Settings, database_url: str, on_started=None) ->
     try:
         await stop.wait()
     finally:
-        await operations.stop_within(app, settings.shutdown_timeout)
+        await lifecycle.stop_within(app, settings.shutdown_timeout)

@@ -222,7 +222,7 @@ async def test_shutdown_deadline():
     """A stop that hangs is cut off at CSMS_SHUTDOWN_TIMEOUT and the process can exit."""
     import time
 
-    from csms import operations
+    from csms import lifecycle
 
     class Stuck:
         pool = None
@@ -231,5 +231,5 @@ async def test_shutdown_deadline():
             await asyncio.sleep(3600)
 
     started = time.monotonic()
-    assert await operations.stop_within(Stuck(), 0.2) is False
+    assert await lifecycle.stop_within(Stuck(), 0.2) is False
     assert time.monotonic() - started < 2

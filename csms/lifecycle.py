@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = ["with_health", "started", "stopping", "stop_within"]
 
-log = logging.getLogger("csms.operations")
+log = logging.getLogger("csms.lifecycle")
 
 
 def _metrics(app: "CsmsApp") -> AppMetrics:
