@@ -181,6 +181,7 @@ async def start_transaction(conn: asyncpg.Connection, cp_id: str, version: str, 
            RETURNING id, transaction_id""",
         cp_id, version, tx.connector_id, tx.evse_id, tx.id_tag, info.status, tx.reservation_id,
         tx.timestamp, tx.meter_start_wh)
+    await reservation_used(conn, cp_id, tx.reservation_id, row["id"])
     return row["id"], row["transaction_id"], info
 
 
@@ -236,6 +237,32 @@ async def record_message(conn: asyncpg.Connection, cp_id: str, n: Notification) 
     await conn.execute(
         "INSERT INTO charger_messages (charge_point_id, action, payload, charger_time) VALUES ($1,$2,$3,$4)",
         cp_id, n.action, n.payload, n.timestamp)
+    await reservation_status_update(conn, cp_id, n.action, n.payload)
+
+
+_INT32_MAX = 2_147_483_647
+
+
+async def reservation_used(conn: asyncpg.Connection, cp_id: str, reservation_id: Any, session_id: int | None) -> None:
+    """A transaction started on an API reservation (1.6 StartTransaction.reservationId): mark it Used."""
+    if isinstance(reservation_id, int) and 0 < reservation_id <= _INT32_MAX:
+        await conn.execute(
+            """UPDATE reservations SET status='Used', session_id=$3, updated_at=now()
+               WHERE id=$1 AND charge_point_id=$2 AND status IN ('Accepted', 'Requested')""",
+            reservation_id, cp_id, session_id)
+
+
+async def reservation_status_update(conn: asyncpg.Connection, cp_id: str, action: str, payload: Any) -> None:
+    """A 2.x ReservationStatusUpdate {reservationId, reservationUpdateStatus: Expired | Removed}."""
+    if action != "ReservationStatusUpdate" or not isinstance(payload, dict):
+        return
+    rid = payload.get("reservationId")
+    status = {"Expired": "Expired", "Removed": "Removed"}.get(payload.get("reservationUpdateStatus"))
+    if status and isinstance(rid, int) and not isinstance(rid, bool) and 0 < rid <= _INT32_MAX:
+        await conn.execute(
+            """UPDATE reservations SET status=$3, updated_at=now()
+               WHERE id=$1 AND charge_point_id=$2 AND status IN ('Accepted', 'Requested')""",
+            rid, cp_id, status)
 
 
 # ------------------------------------------------------------------ OCPP 2.0.1 / 2.1
@@ -437,27 +464,12 @@ async def transaction_event(conn: asyncpg.Connection, cp_id: str, version: str, 
 LightRecord = tuple[str, str, TransactionUpdate, int, int]
 
 _LIGHT_SQL = """
-WITH input AS (
-    SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::timestamptz[], $6::bool[], $7::int[],
-                         $8::int[], $9::text[], $10::int[], $11::text[], $12::bigint[])
-         WITH ORDINALITY AS t(cp, tx, seq, trig, ts, offline, evse, conn, cstate, nsamples, version, sid, ord)
-), ev AS (
-    INSERT INTO transaction_events (charge_point_id, transaction_id, seq_no, event_type, trigger_reason, event_at,
-        offline, evse_id, connector_id, charging_state, samples, ocpp_version)
-    SELECT cp, tx, seq, 'Updated', trig, ts, offline, evse, conn, cstate, nsamples, version FROM input
-    ON CONFLICT (charge_point_id, transaction_id, seq_no) DO NOTHING
-    RETURNING charge_point_id, transaction_id, seq_no
-), new AS (
-    SELECT i.* FROM input i JOIN ev ON ev.charge_point_id = i.cp AND ev.transaction_id = i.tx AND ev.seq_no = i.seq
-), mv AS (
-    INSERT INTO meter_values (charge_point_id, connector_id, session_id, transaction_id, sampled_at, measurand,
-        phase, unit, context, location, value, raw_value)
-    SELECT n.cp, n.conn, n.sid, n.tx, m.ts, m.measurand, m.phase, m.unit, m.ctx, m.loc, m.value, m.raw
-    FROM unnest($13::int[], $14::timestamptz[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[],
-                $20::float8[], $21::text[]) AS m(ord, ts, measurand, phase, unit, ctx, loc, value, raw)
-    JOIN new n ON n.ord = m.ord
-)
-SELECT ord FROM input WHERE ord NOT IN (SELECT ord FROM new)
+INSERT INTO transaction_events (charge_point_id, transaction_id, seq_no, event_type, trigger_reason, event_at,
+    offline, evse_id, connector_id, charging_state, samples, ocpp_version)
+SELECT e.cp, e.tx, e.seq, 'Updated', e.trig, e.ts, e.offline, e.evse, e.conn, e.cstate, e.nsamples, e.version
+FROM unnest($1::light_transaction_event[]) AS e
+ON CONFLICT (charge_point_id, transaction_id, seq_no) DO NOTHING
+RETURNING charge_point_id, transaction_id, seq_no
 """
 
 
@@ -467,25 +479,29 @@ async def light_updates(conn: asyncpg.Connection, records: list[LightRecord]) ->
     The service sends an Updated event here only when it knows the session is open, the seqNo is
     above every one seen, and the event carries no token and no new EVSE, charging state or
     phase count: then recording the event (for idempotency and the audit trail) and its samples
-    (unless it is a repeat) is all there is to do — one statement for the whole batch, which
-    answers with the repeats only.
+    (unless it is a repeat) is all there is to do. The events of the whole batch go in one
+    statement (one array of ``light_transaction_event`` records: far cheaper to encode than an
+    array per column), which answers with the ones inserted; the samples of those go in one COPY.
+    A repeat (already stored, or twice in the batch) is ``duplicate`` and writes nothing.
     """
-    ev_cols: list[list[Any]] = [[] for _ in range(12)]
-    mv_cols: list[list[Any]] = [[] for _ in range(9)]
-    for n, (cp_id, version, ev, sid, connector) in enumerate(records, 1):
-        for col, value in zip(ev_cols, (cp_id, ev.transaction_id, ev.seq_no, ev.trigger_reason, ev.timestamp,
-                                        ev.offline, ev.evse_id, connector, ev.charging_state, len(ev.samples),
-                                        version, sid)):
-            col.append(value)
-        for smp in ev.samples:
-            nan = math.isnan(smp.value)
-            for col, value in zip(mv_cols, (n, smp.timestamp, smp.measurand, smp.phase, smp.unit, smp.context,
-                                            smp.location, None if nan else smp.value, smp.raw)):
-                col.append(value)
-    repeats = {r[0] for r in await conn.fetch(_LIGHT_SQL, *ev_cols, *mv_cols)}
-    return [TxEventResult(sid, duplicate=True) if n in repeats else
-            TxEventResult(sid, connector_id=connector, open=True, last_seq_no=ev.seq_no)
-            for n, (_cp_id, _version, ev, sid, connector) in enumerate(records, 1)]
+    events = [(cp_id, ev.transaction_id, ev.seq_no, ev.trigger_reason, ev.timestamp, ev.offline, ev.evse_id,
+               connector, ev.charging_state, len(ev.samples), version)
+              for cp_id, version, ev, _sid, connector in records]
+    inserted = {(r[0], r[1], r[2]) for r in await conn.fetch(_LIGHT_SQL, events)}
+    results: list[TxEventResult] = []
+    rows: list[tuple] = []
+    for cp_id, _version, ev, sid, connector in records:
+        key = (cp_id, ev.transaction_id, ev.seq_no)
+        if key in inserted:
+            inserted.discard(key)  # the same event twice in one batch: the second is a repeat
+            if ev.samples:
+                rows.extend(meter_rows(cp_id, connector, sid, ev.transaction_id, ev.samples))
+            results.append(TxEventResult(sid, connector_id=connector, open=True, last_seq_no=ev.seq_no))
+        else:
+            results.append(TxEventResult(sid, duplicate=True))
+    if rows:
+        await conn.copy_records_to_table("meter_values", records=rows, columns=METER_COLUMNS)
+    return results
 
 
 async def _after_event(conn: asyncpg.Connection, record: TxRecord, row: asyncpg.Record) -> TxEventResult:

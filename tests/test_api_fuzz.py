@@ -26,7 +26,9 @@ from schemathesis.checks import (  # noqa: E402
 )
 from schemathesis.generation import GenerationMode  # noqa: E402
 
-from csms.api import chargers, commands, events, faults, idtags, sessions, tokens  # noqa: E402
+from csms.api import (  # noqa: E402
+    chargers, commands, events, faults, idtags, profiles, reservations, sessions, tokens,
+)
 from csms.api.auth import create_token  # noqa: E402
 
 from .api_helpers import ApiEnv, Online16, start_api_env, stop_api_env  # noqa: E402
@@ -39,7 +41,7 @@ MUTATING = {"POST", "PATCH", "PUT", "DELETE"}
 #: The operations of csms.api itself (method, path).
 OWN_OPERATIONS = {("GET", "/api/v1/health")} | {
     (method, "/api/v1" + route.path)
-    for module in (chargers, sessions, faults, idtags, commands, tokens, events)
+    for module in (chargers, sessions, faults, idtags, commands, tokens, events, reservations, profiles)
     for route in module.router.routes for method in route.methods}
 
 
@@ -156,7 +158,8 @@ async def test_every_operation_requires_a_token(api_spec_env):
             continue
         for method in methods:
             url = path.replace("{cp_id}", "CP1").replace("{session_id}", "1").replace("{fault_id}", "1") \
-                .replace("{id_tag}", "T1").replace("{token_id}", "1").replace("{command_id}", "1")
+                .replace("{id_tag}", "T1").replace("{token_id}", "1").replace("{command_id}", "1") \
+                .replace("{reservation_id}", "1").replace("{profile_id}", "1")
             r = await env.client.request(method.upper(), url, json={})
             if path in open_paths:
                 assert r.status_code == 200

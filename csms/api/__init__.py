@@ -17,7 +17,8 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from pydantic import BaseModel
 
-from . import chargers, commands, events, faults, idtags, registry, reports, sessions, tokens
+from . import (chargers, commands, events, faults, idtags, profiles, registry, reports, reservations, sessions,
+               tokens)
 from .auth import ApiRoute, Principal, require
 from .errors import ApiError, install_handlers
 from .middleware import ApiMiddleware
@@ -57,7 +58,8 @@ def create_api(state: Any, extra_routers: Iterable[APIRouter] = ()) -> FastAPI:
                 "connected_chargers": len(app.gateway.connections) if app.gateway else 0,
                 "routing": bool(app.router and app.router.listening.is_set())}
 
-    for module in (chargers, sessions, faults, idtags, commands, tokens, events, registry, reports):
+    for module in (chargers, sessions, faults, idtags, commands, reservations, profiles, tokens, events, registry,
+                   reports):
         v1.include_router(module.router)
     for extra in extra_routers:
         v1.include_router(extra)
