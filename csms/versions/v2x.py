@@ -149,14 +149,18 @@ def samples(meter_values: list[dict[str, Any]] | None) -> list[Sample]:
         ts = parse_time(mv["timestamp"])
         for sv in mv.get("sampledValue", ()):
             measurand = sv.get("measurand", ENERGY_REGISTER)
-            uom = sv.get("unitOfMeasure") or {}
-            unit = uom.get("unit") or _default_unit(measurand)
+            uom = sv.get("unitOfMeasure")
+            if uom:
+                unit = uom.get("unit") or _default_unit(measurand)
+                multiplier = uom.get("multiplier", 0) or 0
+            else:
+                unit, multiplier = _default_unit(measurand), 0
             value = float(sv["value"])
-            multiplier = uom.get("multiplier", 0) or 0
             if multiplier:
                 value *= 10.0 ** multiplier
-            if unit in _UNIT_SCALE:
-                unit, factor = _UNIT_SCALE[unit]
+            scale = _UNIT_SCALE.get(unit)  # type: ignore[arg-type]
+            if scale is not None:
+                unit, factor = scale
                 value *= factor
             out.append(Sample(ts, value, measurand, sv.get("phase"), unit, sv.get("context"),
                               sv.get("location")))
@@ -204,24 +208,35 @@ def _evse(p: dict[str, Any] | None) -> tuple[int | None, int | None]:
 
 
 def _transaction_event(p: dict[str, Any]) -> Event:
+    # Hot path (every periodic TransactionEvent): no intermediate dicts, absent parts skipped.
     info = p["transactionInfo"]
-    evse_id, conn = _evse(p.get("evse"))
-    token = p.get("idToken") or {}
+    evse = p.get("evse")
+    if evse:
+        evse_id, conn = evse.get("id"), evse.get("connectorId")
+        connector_id = None if evse_id is None else connector_identity(evse_id, conn)
+    else:
+        evse_id = conn = connector_id = None
+    token = p.get("idToken")
+    id_tag, id_token_type = (token.get("idToken"), token.get("type")) if token else (None, None)
+    meter_value = p.get("meterValue")
+    kind = p["eventType"]
+    if kind == "Updated":
+        return TransactionUpdate(
+            info["transactionId"], parse_time(p["timestamp"]), p["seqNo"], connector_id, evse_id, id_tag,
+            info.get("chargingState"), p["triggerReason"], bool(p.get("offline", False)),
+            samples(meter_value) if meter_value else [], id_token_type, p.get("numberOfPhasesUsed"),
+            p.get("reservationId"), info.get("remoteStartId"), conn)
     common = dict(
         transaction_id=info["transactionId"], timestamp=parse_time(p["timestamp"]), seq_no=p["seqNo"],
-        connector_id=None if evse_id is None else connector_identity(evse_id, conn), evse_id=evse_id,
-        evse_connector_id=conn, id_tag=token.get("idToken"), id_token_type=token.get("type"),
-        trigger_reason=p["triggerReason"], offline=bool(p.get("offline", False)),
-        samples=samples(p.get("meterValue")), charging_state=info.get("chargingState"),
+        connector_id=connector_id, evse_id=evse_id, evse_connector_id=conn, id_tag=id_tag,
+        id_token_type=id_token_type, trigger_reason=p["triggerReason"], offline=bool(p.get("offline", False)),
+        samples=samples(meter_value) if meter_value else [], charging_state=info.get("chargingState"),
         number_of_phases=p.get("numberOfPhasesUsed"), remote_start_id=info.get("remoteStartId"),
+        reservation_id=p.get("reservationId"),
     )
-    kind = p["eventType"]
     if kind == "Started":
-        return TransactionStart(meter_start_wh=None, reservation_id=p.get("reservationId"), **common)
-    if kind == "Updated":
-        return TransactionUpdate(reservation_id=p.get("reservationId"), **common)
-    return TransactionStop(meter_stop_wh=None, reason=stop_reason(info.get("stoppedReason")),
-                           reservation_id=p.get("reservationId"), **common)
+        return TransactionStart(meter_start_wh=None, **common)
+    return TransactionStop(meter_stop_wh=None, reason=stop_reason(info.get("stoppedReason")), **common)
 
 
 def _device_variables(report: list[dict[str, Any]] | None) -> list[DeviceVariable]:
