@@ -200,8 +200,17 @@ def read_table(source: str | Path | bytes, filename: str | None = None) -> tuple
     if not table:
         return [], []
     headers = ["" if h is None else str(h) for h in table[0]]
-    rows = [r for r in table[1:] if any(_blank(v) is not None for v in r)]
+    rows = [_Line(r, number) for number, r in enumerate(table[1:], start=2)
+            if any(_blank(v) is not None for v in r)]
     return headers, rows
+
+
+class _Line(list):
+    """A row's cells that remember their row number in the file (blank rows are dropped, not renumbered)."""
+
+    def __init__(self, cells: list[Any], number: int) -> None:
+        super().__init__(cells)
+        self.number = number
 
 
 def _blank(v: Any) -> Any:
@@ -382,7 +391,7 @@ class _Rows:
     def records(self) -> Iterable[tuple[int, dict[str, Any]]]:
         for i, raw in enumerate(self.rows):
             cells = {col: _blank(raw[j]) if j < len(raw) else None for j, col in self.mapping.items()}
-            yield i + 2, cells
+            yield getattr(raw, "number", i + 2), cells
 
     def error(self, row: int | None, column: str | None, msg: str) -> None:
         self.result.errors.append(Problem(row, column, msg))

@@ -187,6 +187,15 @@ def test_mixed_valid_and_invalid_rows_import_nothing_and_list_every_problem(geo)
     assert "第6行 row 6" in text and "nothing imported" in text
 
 
+def test_blank_lines_keep_the_files_row_numbers(geo):
+    cq = CHENGQU
+    bad = f"S9,x,城区,140302003,,{cq[0]},{cq[1]},公用,公共停车场,10,否,P9,-7,AC,2023-01-01,"
+    data = _csv(*_valid_pile_rows()[:1], "", ",,,,,,,,,,,,,,,", bad)  # the bad row is line 5 of the file
+    res = _parse("piles", data, geo)
+    assert not res.ok
+    assert {p.row for p in res.errors} == {5}
+
+
 def test_missing_required_column_and_empty_values(geo):
     res = _parse("piles", _csv("S1,城区,P1", header="station_id,county,pile_id"), geo)
     assert not res.ok

@@ -115,6 +115,28 @@ async def test_status_change_reaches_platform_within_5s(app, platform):
     assert platform.duplicates == [] and platform.token_requests == 1
 
 
+async def test_demo_chargers_are_never_reported(app, platform):
+    """Synthetic (demo) stations and the chargers on their piles stay out of every push."""
+    await register_platform(app.pool, app.settings, platform)
+    await app.pool.execute(
+        """INSERT INTO stations (station_id, name, county, address, lon, lat, access, site_type, synthetic)
+           VALUES ('DEMO-S1', '演示站', '140302', 'x', 113.58, 37.86, 'public', 'public_parking', true)""")
+    await app.pool.execute(
+        """INSERT INTO piles (pile_id, station_id, power_kw, current_type, connector_count, commissioned_on,
+                              charge_point_id, synthetic)
+           VALUES ('DEMO-P1', 'DEMO-S1', 7, 'AC', 1, '2024-01-01', 'DEMO-CP1', true)""")
+    await online_charger(app.pool, "DEMO-CP1")
+    await online_charger(app.pool, "REAL1")
+    now = datetime.now(timezone.utc)
+    await status(app, "DEMO-CP1", 1, "Charging", now)
+    await status(app, "REAL1", 1, "Charging", now)
+    await wait_for(lambda: platform.of("notification_stationStatus"), timeout=10)
+    await asyncio.sleep(1.0)  # several reconcile rounds
+    pushed = {r.payload["ConnectorStatusInfo"]["ConnectorID"] for r in platform.of("notification_stationStatus")}
+    assert pushed == {"REAL1_1"}
+    assert platform.of("notification_stationInfo") == []
+
+
 # ------------------------------------------------------------------------------------------ charge order
 async def test_charge_order_priced_across_peak_valley_boundary(app, platform):
     await register_platform(app.pool, app.settings, platform)

@@ -69,6 +69,13 @@ async def served(db_url):
                VALUES ('YQ0001', '阳泉桃北站', '140302', '城区桃北西街1号', 113.58, 37.86, 'public', 'public_parking', 8),
                       ('YQ0002', '盂县公交场站', '140322', '盂县秀水镇', 113.41, 38.09, 'dedicated', 'depot_bus', 20),
                       ('YQ0003', '无坐标站', 'gaoxin', NULL, NULL, NULL, 'public', 'other', NULL)""")
+        # A demo station (synthetic) with a pile: never published.
+        await conn.execute(
+            """INSERT INTO stations (station_id, name, county, address, lon, lat, access, site_type, synthetic)
+               VALUES ('DEMO-S9', '演示站', '140302', 'x', 113.58, 37.86, 'public', 'public_parking', true)""")
+        await conn.execute(
+            """INSERT INTO piles (pile_id, station_id, power_kw, current_type, connector_count, commissioned_on,
+                                  synthetic) VALUES ('DEMO-P9', 'DEMO-S9', 7, 'AC', 1, '2024-01-01', true)""")
         await conn.execute(
             """INSERT INTO piles (pile_id, station_id, power_kw, current_type, connector_count, commissioned_on,
                                   charge_point_id)
@@ -125,7 +132,7 @@ async def test_token_and_pull_interfaces(served):
     assert [s["StationID"] for s in resp.payload["StationInfos"]] == ["YQ0002"]
 
     # Status: CP1 online (Charging, Available), the AC pile has no charger (0), CP2 offline (0).
-    _, resp = await client.call("query_station_status", {"StationIDs": ["YQ0001", "YQ0002", "NOPE"]})
+    _, resp = await client.call("query_station_status", {"StationIDs": ["YQ0001", "YQ0002", "NOPE", "DEMO-S9"]})
     infos = {s["StationID"]: {c["ConnectorID"]: c["Status"] for c in s["ConnectorStatusInfos"]}
              for s in resp.payload["StationStatusInfos"]}
     assert infos == {"YQ0001": {"YQ0001P01_1": 3, "YQ0001P01_2": 1, "YQ0001P02_1": 0}, "YQ0002": {"YQ0002P01_1": 0}}

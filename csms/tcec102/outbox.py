@@ -105,7 +105,9 @@ async def enqueue_status(conn: asyncpg.Connection, cp_id: str, connector_id: int
 async def _enqueue_status(conn, cp_id: str, connector_id: int, code: int, at: datetime) -> None:
     rows = await conn.fetch(
         """WITH p AS (SELECT id FROM tcec_platforms
-                      WHERE enabled AND 'notification_stationStatus' = ANY(interfaces))
+                      WHERE enabled AND 'notification_stationStatus' = ANY(interfaces)
+                        -- demo chargers (on synthetic piles) are never reported
+                        AND NOT EXISTS (SELECT 1 FROM piles WHERE charge_point_id = $1 AND synthetic))
            INSERT INTO tcec_connector_pushed AS t (platform_id, charge_point_id, connector_id, status, at)
            SELECT p.id, $1, $2, $3, $4 FROM p
            ON CONFLICT (platform_id, charge_point_id, connector_id) DO UPDATE
@@ -131,6 +133,7 @@ LEFT JOIN tcec_connector_pushed t
        ON t.platform_id = p.id AND t.charge_point_id = c.charge_point_id AND t.connector_id = c.connector_id
 WHERE p.enabled AND 'notification_stationStatus' = ANY(p.interfaces) AND c.connector_id > 0
   AND d.status IS NOT NULL AND t.status IS DISTINCT FROM d.status
+  AND NOT EXISTS (SELECT 1 FROM piles pl WHERE pl.charge_point_id = c.charge_point_id AND pl.synthetic)
 ORDER BY c.charge_point_id, c.connector_id, p.id
 LIMIT $1
 """

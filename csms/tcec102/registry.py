@@ -119,7 +119,8 @@ async def _equipment(conn, station_ids: list[str]) -> dict[str, list[asyncpg.Rec
     return out
 
 
-_STATIONS_WHERE = """length(s.station_id) <= 20 AND s.lon IS NOT NULL AND s.lat IS NOT NULL
+# Synthetic (demo) stations are never published to a supervision platform.
+_STATIONS_WHERE = """NOT s.synthetic AND length(s.station_id) <= 20 AND s.lon IS NOT NULL AND s.lat IS NOT NULL
   AND ($1::text[] IS NULL OR s.station_id = ANY($1::text[]))
   AND ($2::timestamptz IS NULL OR s.updated_at >= $2 OR c.changed_at >= $2
        OR EXISTS (SELECT 1 FROM piles p WHERE p.station_id = s.station_id AND p.updated_at >= $2))"""
@@ -178,7 +179,7 @@ async def station_status_infos(conn, station_ids: list[str]) -> list[dict[str, A
            WHERE c.charge_point_id = ANY($1::text[]) AND c.connector_id > 0""", list(cps))
     state = {(r["charge_point_id"], r["connector_id"]): (r["status"], r["online"]) for r in live}
     known = {r["station_id"] for r in await conn.fetch(
-        "SELECT station_id FROM stations WHERE station_id = ANY($1::text[])", station_ids)}
+        "SELECT station_id FROM stations WHERE station_id = ANY($1::text[]) AND NOT synthetic", station_ids)}
     out = []
     for sid in dict.fromkeys(station_ids):
         if sid not in known or len(sid) > 20:
@@ -205,7 +206,8 @@ def _kwh(wh: float | None) -> float:
 async def station_stats(conn, station_id: str, start: date, end: date) -> dict[str, Any] | None:
     """StationStatsInfo: energy (kWh, 1 dp) of sessions that ended between *start* and *end*
     (local dates, inclusive), per station, pile and connector. None for an unknown station."""
-    if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM stations WHERE station_id=$1)", station_id):
+    if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM stations WHERE station_id=$1 AND NOT synthetic)",
+                               station_id):
         return None
     lo = datetime.combine(start, datetime.min.time(), tzinfo=SHANGHAI)
     hi = datetime.combine(end + timedelta(days=1), datetime.min.time(), tzinfo=SHANGHAI)
