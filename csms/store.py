@@ -512,6 +512,8 @@ async def _after_event(conn: asyncpg.Connection, record: TxRecord, row: asyncpg.
         info = await _token_info(conn, ev, now, row["old_id"]) if ev.id_tag else None
         return TxEventResult(row["old_id"], duplicate=True, id_tag_info=info)
     sid = row["id"]
+    if ev.reservation_id is not None:  # a transaction started on an API reservation
+        await reservation_used(conn, cp_id, ev.reservation_id, sid)
     old_last = row["old_last_seq_no"]
     result = TxEventResult(
         sid, created=row["created"], connector_id=row["connector_id"], after_end=bool(row["after_end"]),

@@ -139,6 +139,17 @@ async def test_reservation_on_a_201_charger(api: ApiEnv):
         assert (await api.get(f"/reservations/{rid}")).json()["status"] == "Expired"
         assert (await api.get("/reservations", params={"status": "Expired"})).json()["total"] == 1
 
+        # a transaction started on a reservation (TransactionEvent.reservationId): Used
+        r = await api.post("/reservations", {"charge_point_id": "CP201", "connector_id": 1, "id_tag": "TAG3",
+                                             "expiry_date": future()})
+        rid = r.json()["id"]
+        await cp.call(cp._call.TransactionEvent(
+            event_type="Started", timestamp=datetime.now(timezone.utc).isoformat(), trigger_reason="Authorized",
+            seq_no=0, transaction_info={"transaction_id": "tx-res"}, reservation_id=rid,
+            evse={"id": 1, "connector_id": 1}, id_token={"id_token": "TAG3", "type": "ISO14443"}))
+        res = (await api.get(f"/reservations/{rid}")).json()
+        assert res["status"] == "Used" and not res["active"]
+
 
 # --------------------------------------------------------------------- charging profiles
 PROFILE = {
