@@ -186,8 +186,7 @@ async def list_chargers(
     w.add_if(status, "EXISTS (SELECT 1 FROM connectors c WHERE c.charge_point_id = cp.id AND c.status = {})")
     if q:
         w.add("strpos(lower(cp.id), lower({})) > 0", q)
-    rows, total = await fetch_page(app_of(request).pool, CHARGER_SELECT, w, "id", page)
-    return {"items": rows, "total": total, "limit": page.limit, "offset": page.offset}
+    return await fetch_page(app_of(request).pool, CHARGER_SELECT, w, "id", page)
 
 
 @router.post("/chargers", response_model=Charger, status_code=201, summary="Register a charge point",
@@ -265,10 +264,9 @@ async def list_connections(request: Request, cp_id: ChargerId, page: Paging = De
     await require_charger(pool, cp_id)
     w = Where().add("charge_point_id = {}", cp_id).add_if(since, "connected_at >= {}").add_if(
         until, "connected_at < {}")
-    rows, total = await fetch_page(pool, """SELECT id, node_id, ocpp_version, remote_address, connected_at,
-                                                  disconnected_at, close_code FROM charger_connections""",
-                                   w, "connected_at DESC, id DESC", page)
-    return {"items": rows, "total": total, "limit": page.limit, "offset": page.offset}
+    return await fetch_page(pool, """SELECT id, node_id, ocpp_version, remote_address, connected_at,
+                                             disconnected_at, close_code FROM charger_connections""",
+                            w, "connected_at DESC, id DESC", page)
 
 
 # --------------------------------------------------------------------- connectors
@@ -280,7 +278,7 @@ def _connector_where(charger: str | None, station: str | None, connector: int | 
                      status: str | None) -> Where:
     w = Where()
     w.add_if(charger, "c.charge_point_id = {}")
-    w.add_if(station, "c.charge_point_id IN (SELECT id FROM charge_points WHERE station_id = {})")
+    w.add_station(station, "c.charge_point_id")
     w.add_if(connector, "c.connector_id = {}")
     w.add_if(status, "c.status = {}")
     return w
@@ -294,10 +292,9 @@ async def list_connectors(
     connector: int | None = Query(None, ge=0, le=2_147_483_647),
     status: str | None = Query(None, max_length=30, description="e.g. Available, Charging, Faulted"),
 ) -> Any:
-    rows, total = await fetch_page(app_of(request).pool, CONNECTOR_SELECT,
-                                   _connector_where(charger, station, connector, status),
-                                   "charge_point_id, connector_id", page)
-    return {"items": rows, "total": total, "limit": page.limit, "offset": page.offset}
+    return await fetch_page(app_of(request).pool, CONNECTOR_SELECT,
+                            _connector_where(charger, station, connector, status),
+                            "charge_point_id, connector_id", page)
 
 
 @router.get("/chargers/{cp_id}/connectors", response_model=Page[ConnectorState], tags=["connectors"],
@@ -305,9 +302,8 @@ async def list_connectors(
 async def charger_connectors(request: Request, cp_id: ChargerId, page: Paging = Depends(paging)) -> Any:
     pool = app_of(request).pool
     await require_charger(pool, cp_id)
-    rows, total = await fetch_page(pool, CONNECTOR_SELECT, _connector_where(cp_id, None, None, None),
-                                   "connector_id", page)
-    return {"items": rows, "total": total, "limit": page.limit, "offset": page.offset}
+    return await fetch_page(pool, CONNECTOR_SELECT, _connector_where(cp_id, None, None, None),
+                            "connector_id", page)
 
 
 async def _status_history(request: Request, page: Paging, charger: str | None, station: str | None,
@@ -315,17 +311,16 @@ async def _status_history(request: Request, page: Paging, charger: str | None, s
                           until: datetime | None) -> dict[str, Any]:
     w = Where()
     w.add_if(charger, "charge_point_id = {}")
-    w.add_if(station, "charge_point_id IN (SELECT id FROM charge_points WHERE station_id = {})")
+    w.add_station(station)
     w.add_if(connector, "connector_id = {}")
     w.add_if(status, "status = {}")
     w.add_if(since, "status_at >= {}")
     w.add_if(until, "status_at < {}")
-    rows, total = await fetch_page(
+    return await fetch_page(
         app_of(request).pool,
         """SELECT id, charge_point_id, connector_id, evse_id, status, error_code, info, vendor_id,
                   vendor_error_code, status_at, received_at FROM status_history""",
         w, "status_at DESC, id DESC", page)
-    return {"items": rows, "total": total, "limit": page.limit, "offset": page.offset}
 
 
 @router.get("/status-history", response_model=Page[StatusEntry], tags=["connectors"],

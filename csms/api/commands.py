@@ -213,14 +213,13 @@ async def list_commands(
 ) -> Any:
     w = Where()
     w.add_if(charger, "charge_point_id = {}")
-    w.add_if(station, "charge_point_id IN (SELECT id FROM charge_points WHERE station_id = {})")
+    w.add_station(station)
     w.add_if(command, "command = {}")
     w.add_if(outcome, "outcome = {}")
     w.add_if(token, "token_name = {}")
     w.add_if(since, "requested_at >= {}")
     w.add_if(until, "requested_at < {}")
-    rows, total = await fetch_page(app_of(request).pool, COMMAND_SELECT, w, "requested_at DESC, id DESC", page)
-    return {"items": rows, "total": total, "limit": page.limit, "offset": page.offset}
+    return await fetch_page(app_of(request).pool, COMMAND_SELECT, w, "requested_at DESC, id DESC", page)
 
 
 @router.get("/commands/{command_id}", response_model=CommandRecord, summary="One command",

@@ -64,13 +64,17 @@ class Where:
             self.add(clause, value)
         return self
 
+    def add_station(self, station: str | None, column: str = "charge_point_id") -> Where:
+        """Only rows of chargers assigned to *station* (when given)."""
+        return self.add_if(station, f"{column} IN (SELECT id FROM charge_points WHERE station_id = {{}})")
+
     def sql(self) -> str:
         return ("WHERE " + " AND ".join(f"({c})" for c in self.clauses)) if self.clauses else ""
 
 
 async def fetch_page(db: asyncpg.Pool | asyncpg.Connection, select: str, where: Where, order: str,
-                     page: Paging) -> tuple[list[dict[str, Any]], int]:
-    """Rows of ``select`` (a query without WHERE/ORDER/LIMIT) for one page, and the total count."""
+                     page: Paging) -> dict[str, Any]:
+    """One :class:`Page` of ``select`` (a query without WHERE/ORDER/LIMIT): items and the total count."""
     w = where.sql()
     args = list(where.args)
     sql = (f"SELECT *, count(*) OVER () AS _total FROM ({select} {w}) AS q ORDER BY {order} "
@@ -80,4 +84,5 @@ async def fetch_page(db: asyncpg.Pool | asyncpg.Connection, select: str, where: 
         total = rows[0]["_total"]
     else:
         total = await db.fetchval(f"SELECT count(*) FROM ({select} {w}) AS q", *args)
-    return [{k: v for k, v in r.items() if k != "_total"} for r in rows], total
+    return {"items": [{k: v for k, v in r.items() if k != "_total"} for r in rows], "total": total,
+            "limit": page.limit, "offset": page.offset}

@@ -33,8 +33,8 @@ from .auth import ApiRoute, require
 from .chargers import CHARGER_SELECT
 from .common import CP_ID_MAX, Timestamp, Where, app_of
 from .errors import ERROR_RESPONSES, ApiError
-from .faults import FAULT_SELECT
-from .sessions import SESSION_SELECT
+from .faults import FAULT_ORDER, FAULT_SELECT, fault_filter
+from .sessions import SESSION_ORDER, SESSION_SELECT, session_filter
 
 __all__ = ["router", "LOCAL_TZ", "station_status_sql"]
 
@@ -304,18 +304,8 @@ async def export_sessions(
     status: Literal["open", "closed"] | None = Query(None),
     since: Timestamp | None = Query(None), until: Timestamp | None = Query(None),
 ) -> StreamingResponse:
-    w = Where()
-    w.add_if(charger, "s.charge_point_id = {}")
-    w.add_if(station, "s.charge_point_id IN (SELECT id FROM charge_points WHERE station_id = {})")
-    w.add_if(id_tag, "s.id_tag = {}")
-    if status == "open":
-        w.add("s.stopped_at IS NULL")
-    elif status == "closed":
-        w.add("s.stopped_at IS NOT NULL")
-    w.add_if(since, "coalesce(s.started_at, s.stopped_at) >= {}")
-    w.add_if(until, "coalesce(s.started_at, s.stopped_at) < {}")
-    return await _csv_response(request, SESSION_SELECT, w, "_at DESC NULLS LAST, id DESC", SESSION_COLUMNS,
-                               "sessions")
+    w = session_filter(charger, station, None, id_tag, status, since, until)
+    return await _csv_response(request, SESSION_SELECT, w, SESSION_ORDER, SESSION_COLUMNS, "sessions")
 
 
 @router.get("/dashboard/export/faults.csv", dependencies=operator, response_class=StreamingResponse,
@@ -327,14 +317,5 @@ async def export_faults(
     error_code: str | None = Query(None, max_length=50),
     since: Timestamp | None = Query(None), until: Timestamp | None = Query(None),
 ) -> StreamingResponse:
-    w = Where()
-    w.add_if(charger, "charge_point_id = {}")
-    w.add_if(station, "charge_point_id IN (SELECT id FROM charge_points WHERE station_id = {})")
-    if status == "open":
-        w.add("closed_at IS NULL")
-    elif status == "closed":
-        w.add("closed_at IS NOT NULL")
-    w.add_if(error_code, "error_code = {}")
-    w.add_if(since, "opened_at >= {}")
-    w.add_if(until, "opened_at < {}")
-    return await _csv_response(request, FAULT_SELECT, w, "opened_at DESC, id DESC", FAULT_COLUMNS, "faults")
+    w = fault_filter(charger, station, None, status, error_code, since, until)
+    return await _csv_response(request, FAULT_SELECT, w, FAULT_ORDER, FAULT_COLUMNS, "faults")

@@ -38,6 +38,26 @@ FAULT_SELECT = """SELECT id, charge_point_id, connector_id, source, error_code, 
                          CASE WHEN closed_at IS NULL THEN 'open' ELSE 'closed' END AS status FROM faults"""
 
 
+FAULT_ORDER = "opened_at DESC, id DESC"
+
+
+def fault_filter(charger: str | None, station: str | None, connector: int | None, status: str | None,
+                 error_code: str | None, since: Any, until: Any) -> Where:
+    """The filters of ``GET /faults`` (and of its CSV export) over :data:`FAULT_SELECT`."""
+    w = Where()
+    w.add_if(charger, "charge_point_id = {}")
+    w.add_station(station)
+    w.add_if(connector, "connector_id = {}")
+    if status == "open":
+        w.add("closed_at IS NULL")
+    elif status == "closed":
+        w.add("closed_at IS NOT NULL")
+    w.add_if(error_code, "error_code = {}")
+    w.add_if(since, "opened_at >= {}")
+    w.add_if(until, "opened_at < {}")
+    return w
+
+
 @router.get("/faults", response_model=Page[Fault], summary="Faults (newest first)")
 async def list_faults(
     request: Request, page: Paging = Depends(paging),
@@ -48,19 +68,8 @@ async def list_faults(
     since: Timestamp | None = Query(None, description="Opened at or after"),
     until: Timestamp | None = Query(None, description="Opened before"),
 ) -> Any:
-    w = Where()
-    w.add_if(charger, "charge_point_id = {}")
-    w.add_if(station, "charge_point_id IN (SELECT id FROM charge_points WHERE station_id = {})")
-    w.add_if(connector, "connector_id = {}")
-    if status == "open":
-        w.add("closed_at IS NULL")
-    elif status == "closed":
-        w.add("closed_at IS NOT NULL")
-    w.add_if(error_code, "error_code = {}")
-    w.add_if(since, "opened_at >= {}")
-    w.add_if(until, "opened_at < {}")
-    rows, total = await fetch_page(app_of(request).pool, FAULT_SELECT, w, "opened_at DESC, id DESC", page)
-    return {"items": rows, "total": total, "limit": page.limit, "offset": page.offset}
+    w = fault_filter(charger, station, connector, status, error_code, since, until)
+    return await fetch_page(app_of(request).pool, FAULT_SELECT, w, FAULT_ORDER, page)
 
 
 @router.get("/faults/{fault_id}", response_model=Fault, responses=NOT_FOUND, summary="One fault")

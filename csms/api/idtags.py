@@ -104,8 +104,7 @@ async def list_id_tags(
         w.add("t.expiry_date <= now()")
     elif expired is False:
         w.add("(t.expiry_date IS NULL OR t.expiry_date > now())")
-    rows, total = await fetch_page(app_of(request).pool, TAG_SELECT, w, "id_tag", page)
-    return {"items": rows, "total": total, "limit": page.limit, "offset": page.offset}
+    return await fetch_page(app_of(request).pool, TAG_SELECT, w, "id_tag", page)
 
 
 @router.post("/id-tags", response_model=IdTag, status_code=201, summary="Add an id tag",

@@ -179,8 +179,7 @@ async def list_profiles(request: Request, page: Paging = Depends(paging), purpos
     w.add_if(purpose, "p.purpose = {}")
     if q:
         w.add("strpos(lower(p.name), lower({})) > 0", q)
-    rows, total = await fetch_page(app_of(request).pool, SELECT, w, "name", page)
-    return {"items": rows, "total": total, "limit": page.limit, "offset": page.offset}
+    return await fetch_page(app_of(request).pool, SELECT, w, "name", page)
 
 
 @router.post("/charging-profiles", response_model=Profile, status_code=201, summary="Add a charging profile",
@@ -291,5 +290,4 @@ async def list_assignments(request: Request, profile_id: ProfileId, page: Paging
     w = Where().add("profile_id = {}", profile_id)
     w.add_if(charger, "charge_point_id = {}")
     w.add_if(active, "(status = 'Accepted' AND cleared_at IS NULL) = {}")
-    rows, total = await fetch_page(pool, ASSIGNMENT_SELECT, w, "assigned_at DESC, id DESC", page)
-    return {"items": rows, "total": total, "limit": page.limit, "offset": page.offset}
+    return await fetch_page(pool, ASSIGNMENT_SELECT, w, "assigned_at DESC, id DESC", page)

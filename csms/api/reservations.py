@@ -130,8 +130,7 @@ async def list_reservations(
     w.add_if(status, "status = {}")
     w.add_if(id_tag, "id_tag = {}")
     w.add_if(active, "(status = 'Accepted' AND expiry_date > now()) = {}")
-    rows, total = await fetch_page(app_of(request).pool, SELECT, w, "created_at DESC, id DESC", page)
-    return {"items": rows, "total": total, "limit": page.limit, "offset": page.offset}
+    return await fetch_page(app_of(request).pool, SELECT, w, "created_at DESC, id DESC", page)
 
 
 @router.post("/reservations", response_model=Reservation, status_code=201,

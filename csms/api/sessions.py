@@ -79,6 +79,26 @@ def _clean(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+SESSION_ORDER = "_at DESC NULLS LAST, id DESC"
+
+
+def session_filter(charger: str | None, station: str | None, connector: int | None, id_tag: str | None,
+                   status: str | None, since: Any, until: Any) -> Where:
+    """The filters of ``GET /sessions`` (and of its CSV export) over :data:`SESSION_SELECT`."""
+    w = Where()
+    w.add_if(charger, "s.charge_point_id = {}")
+    w.add_station(station, "s.charge_point_id")
+    w.add_if(connector, "s.connector_id = {}")
+    w.add_if(id_tag, "s.id_tag = {}")
+    if status == "open":
+        w.add("s.stopped_at IS NULL")
+    elif status == "closed":
+        w.add("s.stopped_at IS NOT NULL")
+    w.add_if(since, "coalesce(s.started_at, s.stopped_at) >= {}")
+    w.add_if(until, "coalesce(s.started_at, s.stopped_at) < {}")
+    return w
+
+
 @router.get("/sessions", response_model=Page[Session], summary="Charging sessions (newest first)")
 async def list_sessions(
     request: Request, page: Paging = Depends(paging),
@@ -89,19 +109,10 @@ async def list_sessions(
     since: Timestamp | None = Query(None, description="Started at or after"),
     until: Timestamp | None = Query(None, description="Started before"),
 ) -> Any:
-    w = Where()
-    w.add_if(charger, "s.charge_point_id = {}")
-    w.add_if(station, "s.charge_point_id IN (SELECT id FROM charge_points WHERE station_id = {})")
-    w.add_if(connector, "s.connector_id = {}")
-    w.add_if(id_tag, "s.id_tag = {}")
-    if status == "open":
-        w.add("s.stopped_at IS NULL")
-    elif status == "closed":
-        w.add("s.stopped_at IS NOT NULL")
-    w.add_if(since, "coalesce(s.started_at, s.stopped_at) >= {}")
-    w.add_if(until, "coalesce(s.started_at, s.stopped_at) < {}")
-    rows, total = await fetch_page(app_of(request).pool, SESSION_SELECT, w, "_at DESC NULLS LAST, id DESC", page)
-    return {"items": [_clean(r) for r in rows], "total": total, "limit": page.limit, "offset": page.offset}
+    w = session_filter(charger, station, connector, id_tag, status, since, until)
+    result = await fetch_page(app_of(request).pool, SESSION_SELECT, w, SESSION_ORDER, page)
+    result["items"] = [_clean(r) for r in result["items"]]
+    return result
 
 
 @router.get("/sessions/{session_id}", response_model=SessionDetail, responses=NOT_FOUND,
@@ -135,7 +146,6 @@ async def session_meter_values(
     w.add_if(measurand, "measurand = {}")
     w.add_if(since, "sampled_at >= {}")
     w.add_if(until, "sampled_at < {}")
-    rows, total = await fetch_page(
+    return await fetch_page(
         pool, """SELECT sampled_at, connector_id, measurand, phase, unit, context, location, value, raw_value
                  FROM meter_values""", w, "sampled_at, measurand, phase NULLS FIRST", page)
-    return {"items": rows, "total": total, "limit": page.limit, "offset": page.offset}
