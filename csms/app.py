@@ -40,6 +40,10 @@ class CsmsApp:
         self.api_port: int | None = None
         self._api_server = None
         self._api_task: asyncio.Task | None = None
+        self.tcec = None  # the T/CEC 102 link (csms.tcec102.sender)
+        self.stopping = False  # set first thing in stop(): /readyz answers 503
+        self._operations_tasks: list[asyncio.Task] = []  # periodic maintenance (csms.lifecycle)
+        self._health_server = None  # health endpoints when the API is disabled
 
     async def start(self) -> None:
         await db.upgrade(self.database_url)
@@ -48,12 +52,13 @@ class CsmsApp:
                                         max_batch=self.settings.commit_max_batch,
                                         on_batch=metrics.observe_batch)
         await self.committer.start()
+        await lifecycle.release_stale_leases(self.pool, self.settings.node_id)  # before accepting chargers
         self.gateway = Gateway(self.settings, self.pool, self.committer, publish=self.bus.publish)
         await self.gateway.start()
         log.info("serving OCPP", extra={"ports": self.gateway.ports, "tls_ports": self.gateway.tls_ports,
                                         "node_id": self.settings.node_id})
         await self._start_router_and_api()
-        await lifecycle.started(self)  # stale leases, periodic maintenance, health without API
+        await lifecycle.started(self)  # periodic maintenance, health without API
         self.tcec = await start_tcec_link(self)  # T/CEC 102: outbox sender and scheduler
 
     async def _start_router_and_api(self) -> None:
@@ -97,7 +102,7 @@ class CsmsApp:
     async def stop(self) -> None:
         """Stop the API, close chargers (1001), finish in-flight commits, release leases, close the pool."""
         await lifecycle.stopping(self)  # /readyz -> 503, maintenance stops
-        await stop_tcec_link(getattr(self, "tcec", None))
+        await stop_tcec_link(self.tcec)
         await self._stop_router_and_api()
         if self.gateway:
             await self.gateway.stop()

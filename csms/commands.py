@@ -566,26 +566,28 @@ class SendLocalList(Command):
                                                      "localAuthorizationList": items or None}))
 
 
-class GetLocalListVersion(Command):
+class _NoPayload(Command):
+    """A command whose OCPP call is the same, empty, in every version."""
+
+    action: ClassVar[str]
+
+    def v16(self) -> OcppCall:
+        return OcppCall(self.action, {})
+
+    def v2x(self, version: str) -> OcppCall:
+        return OcppCall(self.action, {})
+
+
+class GetLocalListVersion(_NoPayload):
     name = "get-local-list-version"
     summary = "GetLocalListVersion"
-
-    def v16(self) -> OcppCall:
-        return OcppCall("GetLocalListVersion", {})
-
-    def v2x(self, version: str) -> OcppCall:
-        return OcppCall("GetLocalListVersion", {})
+    action = "GetLocalListVersion"
 
 
-class ClearCache(Command):
+class ClearCache(_NoPayload):
     name = "clear-cache"
     summary = "ClearCache (the charger's authorization cache)"
-
-    def v16(self) -> OcppCall:
-        return OcppCall("ClearCache", {})
-
-    def v2x(self, version: str) -> OcppCall:
-        return OcppCall("ClearCache", {})
+    action = "ClearCache"
 
 
 # --------------------------------------------------------------------- firmware and diagnostics

@@ -1,12 +1,12 @@
 """What a production node does besides serving: health endpoints, periodic maintenance, shutdown deadline.
 
-:class:`csms.app.CsmsApp` calls in here at four points:
+:class:`csms.app.CsmsApp` calls in here at five points:
 
+* :func:`release_stale_leases` — before the gateway accepts chargers: leases this node id
+  left behind (a node restarted after a crash takes its chargers back as they reconnect);
 * :func:`with_health` — adds ``/healthz``, ``/readyz`` and ``/metrics`` to the HTTP API app;
-* :func:`started` — after everything serves: clears leases this node id left behind
-  (a node restarted after a crash takes its chargers back as they reconnect),
-  starts the periodic maintenance task, and serves the health endpoints on
-  their own when the HTTP API is disabled;
+* :func:`started` — after everything serves: starts the periodic maintenance task, and
+  serves the health endpoints on their own when the HTTP API is disabled;
 * :func:`stopping` — first thing in a graceful stop: ``/readyz`` turns 503,
   maintenance stops;
 * :func:`stop_within` — the SIGTERM path: ``app.stop()`` under the
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     from .app import CsmsApp
 
-__all__ = ["with_health", "started", "stopping", "stop_within"]
+__all__ = ["with_health", "release_stale_leases", "started", "stopping", "stop_within"]
 
 log = logging.getLogger("csms.lifecycle")
 
@@ -53,31 +53,29 @@ def with_health(api: "FastAPI", app: "CsmsApp") -> "FastAPI":
 
 async def started(app: "CsmsApp") -> None:
     _metrics(app)
-    app.stopping = False  # type: ignore[attr-defined]
-    await _release_stale_leases(app)
+    app.stopping = False
     settings = app.settings
     tasks: list[asyncio.Task] = []
     if settings.maintenance_interval > 0:
         tasks.append(asyncio.create_task(maintenance.periodic(app.pool, settings), name="maintenance"))
-    app._operations_tasks = tasks  # type: ignore[attr-defined]
+    app._operations_tasks = tasks
     if not settings.api_enabled:
         from .health import HealthServer
 
         server = HealthServer(app, settings.api_host, settings.api_port)
         await server.start()
-        app._health_server = server  # type: ignore[attr-defined]
-        if getattr(app, "api_port", None) is None:
-            app.api_port = server.port  # type: ignore[attr-defined]
+        app._health_server = server
+        if app.api_port is None:
+            app.api_port = server.port
         log.info("serving health endpoints", extra={"port": server.port, "node_id": settings.node_id})
 
 
-async def _release_stale_leases(app: "CsmsApp") -> None:
-    """Leases recorded for this node id that this process does not hold (left by a crash)."""
-    held = list(app.gateway.connections) if app.gateway else []
+async def release_stale_leases(pool: asyncpg.Pool, node_id: str) -> None:
+    """Leases recorded for this node id (left by a crash). Called before the gateway accepts
+    connections, so every lease of this node id is stale then."""
     try:
-        status = await app.pool.execute(
-            """UPDATE charge_points SET node_id = NULL, lease_expires_at = NULL
-               WHERE node_id = $1 AND NOT (id = ANY($2::text[]))""", app.settings.node_id, held)
+        status = await pool.execute(
+            "UPDATE charge_points SET node_id = NULL, lease_expires_at = NULL WHERE node_id = $1", node_id)
     except (asyncpg.PostgresError, OSError) as exc:
         log.warning("could not clear stale leases: %s", exc)
         return
@@ -87,14 +85,13 @@ async def _release_stale_leases(app: "CsmsApp") -> None:
 
 async def stopping(app: "CsmsApp") -> None:
     """Readiness off, background tasks stopped, the stand-alone health server closed."""
-    app.stopping = True  # type: ignore[attr-defined]
-    tasks: list[asyncio.Task] = getattr(app, "_operations_tasks", [])
+    app.stopping = True
+    tasks, app._operations_tasks = app._operations_tasks, []
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    server = getattr(app, "_health_server", None)
+    server, app._health_server = app._health_server, None
     if server is not None:
-        app._health_server = None  # type: ignore[attr-defined]
         await server.stop()
 
 

@@ -140,11 +140,9 @@ class ChargerService:
     async def _start(self, ev: TransactionStart, now) -> StartResult:
         async def op(conn):
             sid, tx_id, info = await store.start_transaction(conn, self.cp_id, self.version, ev, now)
-            if ev.samples:
-                await conn.copy_records_to_table(
-                    "meter_values", records=store.meter_rows(self.cp_id, ev.connector_id, sid, tx_id, ev.samples),
-                    columns=METER_COLUMNS)
-            return sid, tx_id, info
+            # Samples go into the batch's single COPY.
+            return WithMeterRows((sid, tx_id, info),
+                                 store.meter_rows(self.cp_id, ev.connector_id, sid, tx_id, ev.samples))
 
         sid, tx_id, info = await self.committer.run(op)
         self._sessions[tx_id] = sid
@@ -164,7 +162,8 @@ class ChargerService:
                     "meter_values",
                     records=store.meter_rows(self.cp_id, connector, sid, ev.transaction_id, ev.samples),
                     columns=METER_COLUMNS)
-            if changed: await pricing.on_session_stopped(conn, sid)  # price it, queue the T/CEC charge order
+            if changed:  # price it (from the meter values written just above), queue the T/CEC charge order
+                await pricing.on_session_stopped(conn, sid)
             return sid, changed
 
         sid, changed = await self.committer.run(op)

@@ -107,7 +107,8 @@ async def record_status(conn: asyncpg.Connection, cp_id: str, s: StatusReport, n
                VALUES ($1,$2,'status',$3,$4,$5,$6,$7,$8)""",
             cp_id, s.connector_id, s.error_code, s.vendor_id, s.vendor_error_code, s.info, at,
             closed or at)
-    if applied: await tcec_outbox.enqueue_status(conn, cp_id, s.connector_id, s.status, at)  # T/CEC 102 push
+    if applied:  # the connector's current status changed: T/CEC 102 push
+        await tcec_outbox.enqueue_status(conn, cp_id, s.connector_id, s.status, at)
     return bool(applied)
 
 

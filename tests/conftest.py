@@ -9,6 +9,8 @@ database gets a fresh copy of it, dropped afterwards.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
 import socket
 import tempfile
@@ -73,17 +75,25 @@ async def template_db(pg_server_url: str) -> AsyncIterator[str]:
         await admin.close()
 
 
-@pytest.fixture
-async def db_url(pg_server_url: str, template_db: str) -> AsyncIterator[str]:
-    """A fresh, fully migrated database of its own for one test."""
-    name = f"csms_t_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(pg_server_url)
+@contextlib.asynccontextmanager
+async def fresh_database(server_url: str, template: str | None = None, prefix: str = "csms_t_"
+                         ) -> AsyncIterator[str]:
+    """A database of its own (a copy of *template*, else empty), dropped afterwards; yields its URL."""
+    name = f"{prefix}{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(server_url)
     try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
-        yield _with_db(pg_server_url, name)
+        await admin.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+        yield _with_db(server_url, name)
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+@pytest.fixture
+async def db_url(pg_server_url: str, template_db: str) -> AsyncIterator[str]:
+    """A fresh, fully migrated database of its own for one test."""
+    async with fresh_database(pg_server_url, template_db) as url:
+        yield url
 
 
 @pytest.fixture
@@ -158,3 +168,28 @@ async def wait_for(predicate, timeout: float = 5.0, interval: float = 0.05):
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(interval)
+
+
+class RawClient:
+    """A bare OCPP-J client, for sending what a well-behaved charger library never would."""
+
+    timeout = 5.0
+
+    def __init__(self, ws):
+        self.ws = ws
+        self.n = 0
+
+    async def call(self, action: str, payload: dict) -> list:
+        """Send a CALL; return the reply frame (CALLRESULT or CALLERROR)."""
+        self.n += 1
+        return await self.send_raw(json.dumps([2, f"m{self.n}", action, payload]))
+
+    async def ok(self, action: str, payload: dict) -> dict:
+        """Send a CALL that must succeed; return the CALLRESULT payload."""
+        reply = await RawClient.call(self, action, payload)
+        assert reply[0] == 3, reply
+        return reply[2]
+
+    async def send_raw(self, text: str) -> list:
+        await self.ws.send(text)
+        return json.loads(await asyncio.wait_for(self.ws.recv(), self.timeout))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
-import uuid
 from pathlib import Path
 
 import asyncpg
@@ -15,7 +14,7 @@ from csms.backup import BackupError, find_tool
 from csms.embedded_pg import bundled_bin_dir
 from csms.simulator import Charger16, SimulatorConfig, connect
 
-from .conftest import _with_db
+from .conftest import fresh_database
 from .test_cli import run
 
 
@@ -28,14 +27,8 @@ async def table_counts(conn: asyncpg.Connection) -> dict[str, int]:
 
 @pytest.fixture
 async def empty_db(pg_server_url):
-    name = f"csms_restore_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(pg_server_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield _with_db(pg_server_url, name)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    async with fresh_database(pg_server_url, prefix="csms_restore_") as url:
+        yield url
 
 
 async def test_backup_restore_round_trip(csms, empty_db, tmp_path: Path):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import time
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from csms.passwords import hash_password
 from csms.proxy_auth import verified_client_cert
 from csms.simulator import connect, now_iso
 
+from .conftest import RawClient
 from .deploy_helpers import Node, make_pki, render_nginx, require_tool
 
 pytestmark = pytest.mark.slow
@@ -32,18 +32,13 @@ pytestmark = pytest.mark.slow
 BOOT = {"chargePointVendor": "Sim", "chargePointModel": "AC7"}
 
 
-class Raw:
-    """A minimal OCPP 1.6 charger: sends a CALL, returns the CALLRESULT payload."""
+class Raw(RawClient):
+    """A minimal OCPP 1.6 charger: ``call`` returns the CALLRESULT payload."""
 
-    def __init__(self, ws):
-        self.ws, self.n = ws, 0
+    timeout = 10.0
 
     async def call(self, action: str, payload: dict) -> dict:
-        self.n += 1
-        await self.ws.send(json.dumps([2, f"{action}-{self.n}", action, payload]))
-        reply = json.loads(await asyncio.wait_for(self.ws.recv(), 10))
-        assert reply[0] == 3, reply
-        return reply[2]
+        return await self.ok(action, payload)
 
     async def meter(self, tx: int, wh: int) -> None:
         await self.call("MeterValues", {"connectorId": 1, "transactionId": tx, "meterValue": [

@@ -16,6 +16,7 @@ from csms.app import CsmsApp
 from csms.gateway import CommandTimeout
 from csms.simulator import connect
 
+from .conftest import RawClient as Raw
 from .conftest import make_settings, wait_for
 
 
@@ -30,16 +31,6 @@ def parse(text: str) -> dict[tuple[str, tuple], float]:
 
 def value(samples: dict, name: str, **labels) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
-
-
-class Raw:
-    def __init__(self, ws):
-        self.ws, self.n = ws, 0
-
-    async def call(self, action: str, payload: dict) -> list:
-        self.n += 1
-        await self.ws.send(json.dumps([2, f"m{self.n}", action, payload]))
-        return json.loads(await asyncio.wait_for(self.ws.recv(), 5))
 
 
 async def scrape(client: httpx.AsyncClient) -> dict:

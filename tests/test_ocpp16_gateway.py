@@ -13,24 +13,8 @@ from ocpp.v16 import call
 from csms.app import CsmsApp
 from csms.simulator import Charger16, connect, now_iso
 
+from .conftest import RawClient as Raw
 from .conftest import make_settings, wait_for
-
-
-class Raw:
-    """A bare OCPP-J client for sending what a well-behaved library never would."""
-
-    def __init__(self, ws):
-        self.ws = ws
-        self.n = 0
-
-    async def call(self, action: str, payload: dict) -> list:
-        self.n += 1
-        await self.ws.send(json.dumps([2, f"m{self.n}", action, payload]))
-        return json.loads(await asyncio.wait_for(self.ws.recv(), 5))
-
-    async def send_raw(self, text: str) -> list:
-        await self.ws.send(text)
-        return json.loads(await asyncio.wait_for(self.ws.recv(), 5))
 
 
 async def open_charger(csms, cp_id: str, **kw):

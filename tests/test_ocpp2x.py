@@ -16,6 +16,7 @@ from csms.gateway import CommandRejected
 from csms.simulator import Charger16, connect, now_iso
 from csms.simulator_v2x import charger_class
 
+from .conftest import RawClient as Raw
 from .conftest import wait_for
 
 VERSIONS = ["2.0.1", "2.1"]
@@ -29,28 +30,6 @@ def iso(dt: datetime) -> str:
 
 def calls(version: str):
     return call201 if version == "2.0.1" else call21
-
-
-class Raw:
-    """A bare OCPP-J client."""
-
-    def __init__(self, ws):
-        self.ws = ws
-        self.n = 0
-
-    async def call(self, action: str, payload: dict) -> list:
-        self.n += 1
-        await self.ws.send(json.dumps([2, f"m{self.n}", action, payload]))
-        return json.loads(await asyncio.wait_for(self.ws.recv(), 5))
-
-    async def ok(self, action: str, payload: dict) -> dict:
-        reply = await self.call(action, payload)
-        assert reply[0] == 3, reply
-        return reply[2]
-
-    async def send_raw(self, text: str) -> list:
-        await self.ws.send(text)
-        return json.loads(await asyncio.wait_for(self.ws.recv(), 5))
 
 
 class Online:
