@@ -38,6 +38,21 @@ ENERGY_REGISTER = "Energy.Active.Import.Register"
 ENERGY_INTERVAL = "Energy.Active.Import.Interval"
 
 
+#: Units normalised on the way in (energy to Wh, power to W, ...): unit -> (base unit, factor).
+UNIT_SCALE: dict[str, tuple[str, float]] = {
+    "kWh": ("Wh", 1000.0), "kW": ("W", 1000.0), "kvarh": ("varh", 1000.0), "kvar": ("var", 1000.0),
+    "kVAh": ("VAh", 1000.0), "kVA": ("VA", 1000.0), "MWh": ("Wh", 1e6),
+}
+
+
+def normalise_unit(value: float, unit: str | None) -> tuple[float, str | None]:
+    """*value* in *unit* expressed in the base unit of :data:`UNIT_SCALE` (unchanged otherwise)."""
+    scale = UNIT_SCALE.get(unit) if unit is not None else None
+    if scale is None:
+        return value, unit
+    return value * scale[1], scale[0]
+
+
 def parse_time(value: str) -> datetime:
     """Parse an OCPP timestamp: RFC 3339 with or without fractional seconds, ``Z`` or an offset.
 

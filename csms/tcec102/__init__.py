@@ -16,54 +16,5 @@ Neither module performs I/O. The link itself (issue 6):
 * :mod:`csms.tcec102.api`, :mod:`csms.tcec102.cli` -- operator API and ``csms platform`` / ``csms tariffs``.
 """
 
-from .codec import (
-    CONTENT_TYPE,
-    SHANGHAI,
-    PlatformError,
-    Request,
-    Response,
-    Ret,
-    SeqExhaustedError,
-    SeqGenerator,
-    Secrets,
-    Stamp,
-    decode_request,
-    decode_response,
-    decrypt_data,
-    dumps_data,
-    dumps_envelope,
-    encode_request,
-    encode_response,
-    encrypt_data,
-    error_response,
-    loads_data,
-    open_request,
-    request_sig,
-    response_sig,
-)
-
-__all__ = [
-    "CONTENT_TYPE",
-    "SHANGHAI",
-    "PlatformError",
-    "Request",
-    "Response",
-    "Ret",
-    "SeqExhaustedError",
-    "SeqGenerator",
-    "Secrets",
-    "Stamp",
-    "decode_request",
-    "decode_response",
-    "decrypt_data",
-    "dumps_data",
-    "dumps_envelope",
-    "encode_request",
-    "encode_response",
-    "encrypt_data",
-    "error_response",
-    "loads_data",
-    "open_request",
-    "request_sig",
-    "response_sig",
-]
+from .codec import *  # noqa: F403 - the codec is this package's public API
+from .codec import __all__  # noqa: F401

@@ -12,7 +12,7 @@ from typing import Any
 from ..events import (
     ENERGY_REGISTER, AuthorizeRequest, Boot, BootResult, Event, Heartbeat, IdTagInfo, MeterReport,
     Notification, Sample, SecurityEvent, StartResult, StatusReport, TransactionStart, TransactionStop,
-    format_time, is_security_alarm, parse_time,
+    format_time, is_security_alarm, normalise_unit, parse_time,
 )
 
 VERSION = "1.6"
@@ -48,20 +48,8 @@ def samples(meter_values: list[dict[str, Any]]) -> list[Sample]:
         ts = parse_time(mv["timestamp"])
         for sv in mv.get("sampledValue", ()):
             value, raw = _value(sv.get("value"))
-            unit = sv.get("unit", "Wh")
+            value, unit = normalise_unit(value, sv.get("unit", "Wh"))
             measurand = sv.get("measurand", ENERGY_REGISTER)
-            if unit == "kWh":
-                value *= 1000.0
-                unit = "Wh"
-            elif unit == "kW":
-                value *= 1000.0
-                unit = "W"
-            elif unit == "kvarh":
-                value *= 1000.0
-                unit = "varh"
-            elif unit == "kvar":
-                value *= 1000.0
-                unit = "var"
             out.append(Sample(ts, value, measurand, sv.get("phase"), unit, sv.get("context"),
                               sv.get("location"), raw))
     return out

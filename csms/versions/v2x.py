@@ -32,7 +32,7 @@ from ..events import (
     ENERGY_REGISTER, STOP_REASONS, AuthorizeRequest, Boot, BootResult, DeviceEvent, DeviceEventReport,
     DeviceReport, DeviceVariable, Event, Heartbeat, IdTagInfo, MeterReport, Notification, Sample,
     SecurityEvent, StatusReport, TransactionStart, TransactionStop, TransactionUpdate, format_time,
-    is_security_alarm, parse_time,
+    is_security_alarm, normalise_unit, parse_time,
 )
 
 VERSIONS = ("2.0.1", "2.1")
@@ -96,10 +96,6 @@ PROBLEM_ERROR_CODES = {
 _TRUE = frozenset({"true", "1", "yes", "on", "active", "tripped", "operated", "faulted", "problem"})
 _FALSE = frozenset({"false", "0", "no", "off", "inactive", "", "ok", "cleared"})
 
-_UNIT_SCALE = {"kWh": ("Wh", 1000.0), "kW": ("W", 1000.0), "kvarh": ("varh", 1000.0), "kvar": ("var", 1000.0),
-               "kVAh": ("VAh", 1000.0), "kVA": ("VA", 1000.0), "MWh": ("Wh", 1e6)}
-
-
 def connector_identity(evse_id: int | None, connector_id: int | None = None) -> int:
     """The shared connector id of 2.x (*evse_id*, *connector_id*); 0 is the charger itself."""
     if evse_id is None or evse_id <= 0:
@@ -158,10 +154,7 @@ def samples(meter_values: list[dict[str, Any]] | None) -> list[Sample]:
             value = float(sv["value"])
             if multiplier:
                 value *= 10.0 ** multiplier
-            scale = _UNIT_SCALE.get(unit)  # type: ignore[arg-type]
-            if scale is not None:
-                unit, factor = scale
-                value *= factor
+            value, unit = normalise_unit(value, unit)
             out.append(Sample(ts, value, measurand, sv.get("phase"), unit, sv.get("context"),
                               sv.get("location")))
     return out
