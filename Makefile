@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install bench bench-reports demo clean smoke
+.PHONY: run test install prereqs bench bench-reports demo clean smoke
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required"'
@@ -23,8 +23,14 @@ run: install
 	$(BIN)/csms serve
 
 ## test: install everything the tests need and run the whole suite
-test: install
+##       (system packages nginx, docker-compose, Chromium when missing: needs root or sudo;
+##        without them those tests skip; the nginx/compose ones fail instead under CI=true)
+test: install prereqs
 	$(BIN)/python -m pytest -q
+
+prereqs:
+	-bash deploy/ci-prereqs.sh
+	-bash deploy/ci-browser-prereqs.sh
 
 ## smoke: embedded-database path end to end (used by CI)
 smoke: install
