@@ -153,11 +153,11 @@ async def main(args) -> None:
     # Wait for the coordinator's start signal on stdin, so all processes start together.
     await asyncio.get_running_loop().run_in_executor(None, input)
     end[0] = time.perf_counter() + args.duration
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     go.set()
     await asyncio.gather(*tasks)
-    elapsed = time.perf_counter() - started
-    print(json.dumps({"count": len(latencies), "elapsed": elapsed, "latencies": latencies,
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    print(json.dumps({"count": len(latencies), "elapsed": elapsed, "cpu_s": cpu, "latencies": latencies,
                       "errors": errors[:10], "error_count": len(errors)}), flush=True)
 
 

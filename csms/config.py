@@ -58,7 +58,8 @@ class Settings(BaseSettings):
                          description="this node's name in leases and logs")
     lease_seconds: int = Field(90, ge=2, description="a connection lease's lifetime; refreshed every third")
     db_pool_size: int = Field(10, ge=2, le=200, description="database connections per node")
-    commit_writers: int = Field(2, ge=1, le=32, description="concurrent group-commit writers")
+    commit_writers: int = Field(2, ge=1, le=32, description="concurrent group-commit writers (each keeps one "
+                                                            "of the db_pool_size connections)")
     commit_max_batch: int = Field(1000, ge=1, description="most messages per group commit")
     log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$", description="log level")
 
@@ -124,6 +125,9 @@ class Settings(BaseSettings):
                              "CSMS_RETENTION_OVERRIDE=true to allow it")
         if not self.embedded_db and not self.database_url:
             raise ValueError("database_url: required when CSMS_EMBEDDED_DB=false")
+        if self.commit_writers >= self.db_pool_size:
+            raise ValueError(f"commit_writers ({self.commit_writers}) must be below db_pool_size "
+                             f"({self.db_pool_size}): each writer keeps a connection, the rest need one too")
         return self
 
     @classmethod

@@ -9,12 +9,19 @@ is in flight, so the cost of a commit is shared by all messages in it. No
 timer is involved ("natural batching").
 
 Items are either arbitrary operations (``async def op(conn) -> result``),
-meter-value rows, which are gathered from all items of a batch and written
-with a single ``COPY``, or records for a *bulk handler*
-(``async def handler(conn, records) -> results``), which is called once per
-batch with all of its records, after the batch's operations, so that frequent
-small writes cost one set-based statement per batch instead of one round trip
-each. If a batch fails, its items are retried one by one in separate
+rows for the append-only tables (meter values, 2.x transaction events), or
+records for a *bulk handler* (``async def handler(conn, records) -> results``),
+which is called once per batch with all of its records, after the batch's
+operations, so that frequent small writes cost one set-based statement per
+batch instead of one round trip each. The rows of all items of a batch go into
+one ``INSERT ... SELECT FROM unnest($1::meter_value_row[], ...)`` statement (one
+round trip). A batch of nothing but rows, the common case under load, is that
+one statement and nothing else: a single statement is atomic by itself, so it
+needs no ``BEGIN``/``COMMIT`` round trips.
+
+Each writer keeps its own database connection between batches (a pool
+release would cost a reset round trip per batch) and replaces it when it
+breaks. If a batch fails, its items are retried one by one in separate
 transactions so that one bad item cannot fail the others.
 """
 
@@ -29,20 +36,47 @@ from typing import Any
 
 import asyncpg
 
-__all__ = ["GroupCommitter", "METER_COLUMNS", "WithMeterRows"]
+__all__ = ["GroupCommitter", "METER_COLUMNS", "TRANSACTION_EVENT_COLUMNS", "WithMeterRows", "insert_rows"]
 
 log = logging.getLogger("csms.group_commit")
 
 Op = Callable[[asyncpg.Connection], Awaitable[Any]]
 BulkHandler = Callable[[asyncpg.Connection, list[Any]], Awaitable[list[Any]]]
 
+#: Fields of a meter-value row, in order: the columns of ``meter_values`` and the fields of
+#: the ``meter_value_row`` type (schemas/migrations/0009).
 METER_COLUMNS = ("charge_point_id", "connector_id", "session_id", "transaction_id", "sampled_at",
                  "measurand", "phase", "unit", "context", "location", "value", "raw_value")
+#: Fields of a transaction-event row, in order: columns of ``transaction_events``, fields of
+#: the ``transaction_event_row`` type.
+TRANSACTION_EVENT_COLUMNS = ("charge_point_id", "transaction_id", "seq_no", "event_type", "trigger_reason",
+                             "event_at", "offline", "evse_id", "connector_id", "charging_state", "samples",
+                             "ocpp_version")
+
+_METER_COLUMNS_SQL = ", ".join(METER_COLUMNS)
+_EVENT_COLUMNS_SQL = ", ".join(TRANSACTION_EVENT_COLUMNS)
+_INSERT_METER_VALUES = (f"INSERT INTO meter_values ({_METER_COLUMNS_SQL}) "
+                        f"SELECT {_METER_COLUMNS_SQL} FROM unnest($1::meter_value_row[])")
+_INSERT_EVENTS = (f"INSERT INTO transaction_events ({_EVENT_COLUMNS_SQL}) "
+                  f"SELECT {_EVENT_COLUMNS_SQL} FROM unnest($1::transaction_event_row[])")
+_INSERT_EVENTS_AND_METER_VALUES = (f"WITH events AS ({_INSERT_EVENTS}) "
+                                   f"INSERT INTO meter_values ({_METER_COLUMNS_SQL}) "
+                                   f"SELECT {_METER_COLUMNS_SQL} FROM unnest($2::meter_value_row[])")
+
+
+async def insert_rows(conn: asyncpg.Connection, events: Sequence[tuple], rows: Sequence[tuple]) -> None:
+    """Insert transaction-event and meter-value rows in one statement (nothing if both are empty)."""
+    if events and rows:
+        await conn.execute(_INSERT_EVENTS_AND_METER_VALUES, events, rows)
+    elif events:
+        await conn.execute(_INSERT_EVENTS, events)
+    elif rows:
+        await conn.execute(_INSERT_METER_VALUES, rows)
 
 
 @dataclass(slots=True)
 class WithMeterRows:
-    """What an op may return to have meter-value rows added to its batch's single COPY.
+    """What an op may return to have meter-value rows added to its batch's single insert.
 
     The op's awaitable then resolves to ``result``, after the commit like any other.
     """
@@ -54,10 +88,11 @@ class WithMeterRows:
 @dataclass(slots=True)
 class _Item:
     op: Op | None
-    rows: Sequence[tuple] = ()
+    rows: Sequence[tuple] = ()  # meter values
     future: asyncio.Future = field(default=None)  # type: ignore[assignment]
     handler: BulkHandler | None = None
     record: Any = None
+    events: Sequence[tuple] = ()  # transaction events
 
 
 class GroupCommitter:
@@ -109,45 +144,92 @@ class GroupCommitter:
         """
         return self._submit(_Item(None, (), handler=handler, record=record))
 
-    def copy_meter_values(self, rows: Sequence[tuple]) -> Awaitable[Any]:
+    def insert_meter_values(self, rows: Sequence[tuple]) -> Awaitable[Any]:
         """Insert meter-value rows (in :data:`METER_COLUMNS` order); resolves after the commit."""
         return self._submit(_Item(None, rows))
+
+    def insert_transaction_events(self, events: Sequence[tuple], rows: Sequence[tuple] = ()) -> Awaitable[Any]:
+        """Insert 2.x transaction-event rows (:data:`TRANSACTION_EVENT_COLUMNS`) and their meter values.
+
+        A plain insert: an event already stored fails the batch with
+        :class:`asyncpg.UniqueViolationError`, and after the one-by-one retry only this item's
+        awaitable raises it (a caller that cannot rule out repeats handles that).
+        """
+        return self._submit(_Item(None, rows, events=events))
 
     @property
     def backlog(self) -> int:
         return self._queue.qsize()
 
     async def _writer(self) -> None:
+        conn: asyncpg.Connection | None = None
         stopping = False
-        while not stopping:
-            item = await self._queue.get()
-            if item is None:
-                return
-            batch = [item]
-            while len(batch) < self._max_batch:
+        try:
+            while not stopping:
+                item = await self._queue.get()
+                if item is None:
+                    return
+                batch = [item]
+                while len(batch) < self._max_batch:
+                    try:
+                        nxt = self._queue.get_nowait()
+                    except asyncio.QueueEmpty:
+                        break
+                    if nxt is None:
+                        stopping = True
+                        break
+                    batch.append(nxt)
                 try:
-                    nxt = self._queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    break
-                if nxt is None:
-                    stopping = True
-                    break
-                batch.append(nxt)
-            await self._commit(batch)
+                    conn = await self._commit(conn, batch)
+                except Exception as exc:  # noqa: BLE001 - a writer must outlive any failure
+                    log.exception("group commit writer: unexpected failure")
+                    for failed in batch:
+                        self._fail(failed, exc)
+                    await self._give_back(conn)
+                    conn = None
+        finally:
+            await self._give_back(conn)
 
-    async def _commit(self, batch: list[_Item]) -> None:
+    async def _give_back(self, conn: asyncpg.Connection | None) -> None:
+        """Return a writer's connection to the pool (which closes it if it is broken)."""
+        if conn is None:
+            return
+        try:
+            await self._pool.release(conn)
+        except asyncpg.InterfaceError:
+            pass  # the pool took it back itself when the server closed it
+
+    @staticmethod
+    def _usable(conn: asyncpg.Connection | None) -> bool:
+        try:
+            return conn is not None and not conn.is_closed()
+        except asyncpg.InterfaceError:  # released by the pool when the server closed it
+            return False
+
+    async def _commit(self, conn: asyncpg.Connection | None, batch: list[_Item]) -> asyncpg.Connection | None:
+        """Apply *batch* on the writer's connection (taken from the pool if it has none or it broke).
+
+        Returns the connection to keep for the next batch.
+        """
         started = time.perf_counter()
         try:
-            async with self._pool.acquire() as conn:
-                results = await self._apply(conn, batch)
+            if not self._usable(conn):
+                await self._give_back(conn)
+                conn = None
+                conn = await self._pool.acquire()
+            results = await self._apply(conn, batch)
         except Exception as exc:  # noqa: BLE001 - isolate the failing item below
+            if not self._usable(conn) or isinstance(
+                    exc, (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError)):
+                await self._give_back(conn)
+                conn = None
             if len(batch) == 1:
                 self._fail(batch[0], exc)
-                return
+                return conn
             log.warning("group commit of %d items failed (%s); retrying one by one", len(batch), exc)
             for item in batch:
-                await self._commit([item])
-            return
+                conn = await self._commit(conn, [item])
+            return conn
         for item, result in zip(batch, results):
             if not item.future.done():
                 item.future.set_result(result)
@@ -155,6 +237,7 @@ class GroupCommitter:
         self.items += len(batch)
         if self._on_batch is not None:
             self._on_batch(len(batch), time.perf_counter() - started)
+        return conn
 
     @staticmethod
     def _fail(item: _Item, exc: Exception) -> None:
@@ -164,8 +247,14 @@ class GroupCommitter:
 
     @staticmethod
     async def _apply(conn: asyncpg.Connection, batch: list[_Item]) -> list[Any]:
+        if all(item.op is None and item.handler is None for item in batch):
+            # Nothing but rows: one statement, atomic by itself.
+            await insert_rows(conn, [e for item in batch for e in item.events],
+                              [r for item in batch for r in item.rows])
+            return [None] * len(batch)
         results: list[Any] = []
         rows: list[tuple] = []
+        events: list[tuple] = []
         bulk: dict[BulkHandler, list[int]] = {}
         async with conn.transaction():
             for i, item in enumerate(batch):
@@ -179,6 +268,7 @@ class GroupCommitter:
                     if item.handler is not None:
                         bulk.setdefault(item.handler, []).append(i)
                     rows.extend(item.rows)
+                    events.extend(item.events)
                     results.append(None)
             for handler, indexes in bulk.items():
                 outcomes = await handler(conn, [batch[i].record for i in indexes])
@@ -190,6 +280,5 @@ class GroupCommitter:
                         rows.extend(result.rows)
                         result = result.result
                     results[i] = result
-            if rows:
-                await conn.copy_records_to_table("meter_values", records=rows, columns=METER_COLUMNS)
+            await insert_rows(conn, events, rows)
         return results

@@ -22,7 +22,7 @@ from .events import (
     MeterReport, Notification, SecurityEvent, StartResult, StatusReport, TransactionStart, TransactionStop,
     TransactionUpdate, utcnow,
 )
-from .group_commit import METER_COLUMNS, GroupCommitter, WithMeterRows
+from .group_commit import GroupCommitter, WithMeterRows, insert_rows
 
 __all__ = ["ChargerService", "Publish"]
 
@@ -32,11 +32,6 @@ async def _apply_transaction_events(conn: asyncpg.Connection, records: list[stor
     results = await store.transaction_events(conn, records)
     await pricing.after_transaction_events(conn, results)  # price ended sessions, queue T/CEC charge orders
     return [WithMeterRows(r, r.rows) if r.rows else r for r in results]
-
-
-async def _apply_light_updates(conn: asyncpg.Connection, records: list[store.LightRecord]) -> list[Any]:
-    """Bulk handler: the plain periodic TransactionEvent(Updated) messages of a group commit."""
-    return [WithMeterRows(r, r.rows) if r.rows else r for r in await store.light_updates(conn, records)]
 
 
 @dataclass(slots=True)
@@ -126,7 +121,7 @@ class ChargerService:
         sid = await self._session_id(ev.transaction_id)
         rows = store.meter_rows(self.cp_id, ev.connector_id, sid, ev.transaction_id, ev.samples)
         if rows:
-            await self.committer.copy_meter_values(rows)
+            await self.committer.insert_meter_values(rows)
 
     async def _status(self, ev: StatusReport, now) -> None:
         applied = await self.committer.run(lambda c: store.record_status(c, self.cp_id, ev, now))
@@ -158,10 +153,8 @@ class ChargerService:
             if changed and ev.samples:
                 connector = ev.connector_id if ev.connector_id is not None else await conn.fetchval(
                     "SELECT connector_id FROM sessions WHERE id=$1", sid) or 0
-                await conn.copy_records_to_table(
-                    "meter_values",
-                    records=store.meter_rows(self.cp_id, connector, sid, ev.transaction_id, ev.samples),
-                    columns=METER_COLUMNS)
+                await insert_rows(conn, (), store.meter_rows(self.cp_id, connector, sid, ev.transaction_id,
+                                                             ev.samples))
             if changed:  # price it (from the meter values written just above), queue the T/CEC charge order
                 await pricing.on_session_stopped(conn, sid)
             return sid, changed
@@ -191,17 +184,20 @@ class ChargerService:
                  and ev.number_of_phases in (None, known.number_of_phases))
         if light:
             assert known is not None
-            res: store.TxEventResult = await self.committer.bulk(
-                _apply_light_updates, (self.cp_id, self.version, ev, known.session_id, known.connector_id))
-            if not res.duplicate:
+            event_row = store.light_event_row(self.cp_id, self.version, ev, known.connector_id)
+            rows = store.meter_rows(self.cp_id, known.connector_id, known.session_id, tx_id, ev.samples)
+            try:
+                await self.committer.insert_transaction_events((event_row,), rows)
+            except asyncpg.UniqueViolationError:
+                # Stored already, through another connection of this charger whose last writes
+                # committed after this one looked: the full path below tells the repeat.
+                self._open.pop(tx_id, None)
+            else:
                 if ev.seq_no > known.last_seq_no + 1:
                     self.log.warning("transaction event seqNo gap", extra={
                         "transaction_id": tx_id, "seq_no": ev.seq_no, "missing": ev.seq_no - known.last_seq_no - 1})
                 known.last_seq_no = ev.seq_no
-            else:
-                self.log.info("duplicate transaction event ignored", extra={"transaction_id": tx_id,
-                                                                             "seq_no": ev.seq_no})
-            return None
+                return None
         res = await self.committer.bulk(_apply_transaction_events, (self.cp_id, self.version, ev, now))
         extra = {"transaction_id": tx_id, "seq_no": ev.seq_no}
         if res.duplicate:

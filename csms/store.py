@@ -16,7 +16,7 @@ import asyncpg
 
 from dataclasses import dataclass, field
 
-from .group_commit import METER_COLUMNS
+from .group_commit import insert_rows
 from .tcec102 import outbox as tcec_outbox
 from .events import (
     Boot, DeviceEvent, DeviceEventReport, DeviceReport, IdTagInfo, Notification, Sample, SecurityEvent,
@@ -26,7 +26,7 @@ from .events import (
 __all__ = [
     "record_boot", "record_status", "start_transaction", "stop_transaction", "meter_rows",
     "record_message", "id_tag_info", "find_session", "transaction_event", "transaction_events", "TxEventResult",
-    "finalize_session", "light_updates", "record_device_report", "record_device_events", "record_security_event",
+    "finalize_session", "light_event_row", "record_device_report", "record_device_events", "record_security_event",
 ]
 
 
@@ -226,7 +226,7 @@ async def find_session(conn: asyncpg.Connection | asyncpg.Pool, cp_id: str, tran
 
 def meter_rows(cp_id: str, connector_id: int, session_id: int | None, transaction_id: str | None,
                samples: list[Sample]) -> list[tuple]:
-    """Rows for :meth:`GroupCommitter.copy_meter_values` (NaN values are kept as raw text only)."""
+    """Rows for :meth:`GroupCommitter.insert_meter_values` (NaN values are kept as raw text only)."""
     return [
         (cp_id, connector_id, session_id, transaction_id, s.timestamp, s.measurand, s.phase, s.unit,
          s.context, s.location, None if math.isnan(s.value) else s.value, s.raw)
@@ -460,49 +460,17 @@ async def transaction_event(conn: asyncpg.Connection, cp_id: str, version: str, 
     return (await transaction_events(conn, [(cp_id, version, ev, now)]))[0]
 
 
-#: A TransactionEvent(Updated) that changes nothing but adds samples to a known open session:
-#: (charge point id, OCPP version, event, session id, connector id).
-LightRecord = tuple[str, str, TransactionUpdate, int, int]
+def light_event_row(cp_id: str, version: str, ev: TransactionUpdate, connector_id: int) -> tuple:
+    """The ``transaction_events`` row (:data:`TRANSACTION_EVENT_COLUMNS`) of a plain Updated event.
 
-_LIGHT_SQL = """
-INSERT INTO transaction_events (charge_point_id, transaction_id, seq_no, event_type, trigger_reason, event_at,
-    offline, evse_id, connector_id, charging_state, samples, ocpp_version)
-SELECT e.cp, e.tx, e.seq, 'Updated', e.trig, e.ts, e.offline, e.evse, e.conn, e.cstate, e.nsamples, e.version
-FROM unnest($1::light_transaction_event[]) AS e
-ON CONFLICT (charge_point_id, transaction_id, seq_no) DO NOTHING
-RETURNING charge_point_id, transaction_id, seq_no
-"""
-
-
-async def light_updates(conn: asyncpg.Connection, records: list[LightRecord]) -> list[TxEventResult]:
-    """Record in-order TransactionEvent(Updated) messages of open sessions that change no session field.
-
-    The service sends an Updated event here only when it knows the session is open, the seqNo is
-    above every one seen, and the event carries no token and no new EVSE, charging state or
-    phase count: then recording the event (for idempotency and the audit trail) and its samples
-    (unless it is a repeat) is all there is to do. The events of the whole batch go in one
-    statement (one array of ``light_transaction_event`` records: far cheaper to encode than an
-    array per column), which answers with the ones inserted; the samples of those go in one COPY.
-    A repeat (already stored, or twice in the batch) is ``duplicate`` and writes nothing.
+    For the service's light path: a TransactionEvent(Updated) of a session this connection saw
+    open, with a seqNo above every one seen, that carries no token and no new EVSE, charging
+    state or phase count. Recording the event (for idempotency and the audit trail) and its
+    samples is then all there is to do, and both go into the batch's ``COPY``; the primary key
+    (charger, transactionId, seqNo) refuses a repeat the connection could not know of.
     """
-    events = [(cp_id, ev.transaction_id, ev.seq_no, ev.trigger_reason, ev.timestamp, ev.offline, ev.evse_id,
-               connector, ev.charging_state, len(ev.samples), version)
-              for cp_id, version, ev, _sid, connector in records]
-    inserted = {(r[0], r[1], r[2]) for r in await conn.fetch(_LIGHT_SQL, events)}
-    results: list[TxEventResult] = []
-    rows: list[tuple] = []
-    for cp_id, _version, ev, sid, connector in records:
-        key = (cp_id, ev.transaction_id, ev.seq_no)
-        if key in inserted:
-            inserted.discard(key)  # the same event twice in one batch: the second is a repeat
-            if ev.samples:
-                rows.extend(meter_rows(cp_id, connector, sid, ev.transaction_id, ev.samples))
-            results.append(TxEventResult(sid, connector_id=connector, open=True, last_seq_no=ev.seq_no))
-        else:
-            results.append(TxEventResult(sid, duplicate=True))
-    if rows:
-        await conn.copy_records_to_table("meter_values", records=rows, columns=METER_COLUMNS)
-    return results
+    return (cp_id, ev.transaction_id, ev.seq_no, "Updated", ev.trigger_reason, ev.timestamp, ev.offline,
+            ev.evse_id, connector_id, ev.charging_state, len(ev.samples), version)
 
 
 async def _after_event(conn: asyncpg.Connection, record: TxRecord, row: asyncpg.Record) -> TxEventResult:
@@ -534,8 +502,7 @@ async def _after_event(conn: asyncpg.Connection, record: TxRecord, row: asyncpg.
             await conn.execute("UPDATE sessions SET id_tag_status=$2 WHERE id=$1", sid, result.id_tag_info.status)
     rows = meter_rows(cp_id, row["connector_id"] or 0, sid, ev.transaction_id, ev.samples)
     if row["stopped_at"] is not None:
-        if rows:
-            await conn.copy_records_to_table("meter_values", records=rows, columns=METER_COLUMNS)
+        await insert_rows(conn, (), rows)
         await finalize_session(conn, sid)
     else:
         result.rows = rows

@@ -10,6 +10,11 @@ formats the property path of its argument eagerly, which made up a third of the 
 a TransactionEvent. The result is the same validator: same checks, same error messages and paths,
 and the same defaults filled in (a referenced definition's own ``default`` is dropped when inlined,
 because fastjsonschema ignores it behind a ``$ref``).
+
+One generated check is also rewritten: fastjsonschema tests an ``enum`` as a chain of
+``isinstance(x, str) and x == "A" or ...``, two operations per allowed value (a measurand is
+checked against up to 25). An enum of strings (all of them in OCPP) becomes one set lookup,
+with the same error message and rule.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from importlib import resources
 from typing import Any, Callable
 
 import fastjsonschema
+from fastjsonschema.draft04 import CodeGeneratorDraft04
+from fastjsonschema.ref_resolver import RefResolver
 
 from .ocppj import ErrorKind, FrameError
 
@@ -79,6 +86,29 @@ def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
         return schema
 
 
+class _StringEnumSets:
+    """Mixin for a fastjsonschema code generator: an enum of strings is checked by one set lookup."""
+
+    def generate_enum(self) -> None:
+        enum = self._definition["enum"]  # type: ignore[attr-defined]
+        if not (isinstance(enum, list) and enum and all(isinstance(v, str) for v in enum)):
+            super().generate_enum()  # type: ignore[misc]
+            return
+        # A set display of constants in an "in" test is compiled to a frozenset constant.
+        with self.l("if not (isinstance({variable}, str) and {variable} in {}):", repr(set(enum))):  # type: ignore[attr-defined]
+            self.exc("{name} must be one of {}", self.e(enum), rule="enum")  # type: ignore[attr-defined]
+
+
+def _compile(schema: dict[str, Any]) -> Callable[[Any], Any]:
+    """``fastjsonschema.compile(schema)``, with the code generator of its draft made faster for enums."""
+    base: type[CodeGeneratorDraft04] = fastjsonschema._get_code_generator_class(schema)
+    generator = type(f"Fast{base.__name__}", (_StringEnumSets, base), {})(
+        schema, resolver=RefResolver.from_schema(schema, handlers={}, store={}))
+    state = generator.global_state
+    exec(generator.func_code, state)  # noqa: S102 - code generated from the packaged OCPP schemas
+    return state[generator._resolver.get_scope_name()]
+
+
 @functools.cache
 def _validator(version: str, action: str, response: bool) -> Callable[[Any], Any] | None:
     folder = resources.files("ocpp") / _PACKAGE_DIR[version] / "schemas"
@@ -89,7 +119,7 @@ def _validator(version: str, action: str, response: bool) -> Callable[[Any], Any
     # The 1.6 schemas carry an "id" URN that fastjsonschema would try to resolve.
     schema.pop("id", None)
     schema.pop("$id", None)
-    return fastjsonschema.compile(_inline_refs(schema))
+    return _compile(_inline_refs(schema))
 
 
 def has_schema(version: str, action: str, response: bool = False) -> bool:

@@ -577,6 +577,7 @@ async def test_charger_switching_versions_between_connections(csms):
 async def test_store_applies_a_batch_with_several_events_per_session(conn):
     """One bulk call may hold several events of one session (and repeats): applied round by round."""
     from csms import db, store
+    from csms.group_commit import insert_rows
     from csms.versions import v2x
 
     await db._init_connection(conn)
@@ -592,19 +593,40 @@ async def test_store_applies_a_batch_with_several_events_per_session(conn):
     records = [("CP1", "2.0.1", v2x.decode("TransactionEvent", p), T0) for p in payloads]
     async with conn.transaction():
         results = await store.transaction_events(conn, records)
-        for r in results:
-            if r.rows:
-                await conn.copy_records_to_table("meter_values", records=r.rows, columns=store.METER_COLUMNS)
+        await insert_rows(conn, (), [row for r in results for row in r.rows])
     assert [r.duplicate for r in results] == [False, False, False, True, False]
     assert results[0].stopped and results[1].started and results[4].created
     s = await conn.fetchrow("SELECT * FROM sessions WHERE transaction_id='B1'")
     assert (s["started_at"], s["stopped_at"], s["energy_wh"], s["stop_reason"]) == (t[0], t[3], 300, "Remote")
     assert await conn.fetchval("SELECT count(*) FROM meter_values WHERE transaction_id='B1'") == 3
-    # the light path: repeats are recognised too, and their samples are not written twice
-    update = v2x.decode("TransactionEvent", tx("Updated", 1, t[1], "B2", readings=[(t[1], 5, None)]))
-    sid = await conn.fetchval("SELECT id FROM sessions WHERE transaction_id='B2'")
-    async with conn.transaction():
-        first = await store.light_updates(conn, [("CP1", "2.0.1", update, sid, 1)])
-        again = await store.light_updates(conn, [("CP1", "2.0.1", update, sid, 1)])
-    assert (first[0].duplicate, again[0].duplicate) == (False, True)
-    assert await conn.fetchval("SELECT count(*) FROM meter_values WHERE transaction_id='B2'") == 1
+
+
+async def test_light_path_repeat_stored_by_another_connection(csms):
+    """A plain Updated event the connection cannot know is a repeat (stored through an earlier
+    connection of the charger whose write committed late) is answered, not written twice."""
+    await csms.register("CP1")
+    t = [T0 + timedelta(minutes=i) for i in range(5)]
+    async with RawOnline(csms, "CP1", "2.0.1") as raw:
+        await raw.ok("TransactionEvent", tx("Started", 0, t[0], evse={"id": 1, "connectorId": 1},
+                                            readings=[(t[0], 100, "Transaction.Begin")]))
+        await raw.ok("TransactionEvent", tx("Updated", 1, t[1], readings=[(t[1], 200, None)]))
+        # seq 2 arrives through a connection that is gone, and commits only now
+        await csms.pool.execute(
+            """INSERT INTO transaction_events (charge_point_id, transaction_id, seq_no, event_type, event_at,
+                   samples, ocpp_version) VALUES ('CP1', 'TX-1', 2, 'Updated', $1, 1, '2.0.1')""", t[2])
+        await csms.pool.execute(
+            """INSERT INTO meter_values (charge_point_id, connector_id, session_id, transaction_id, sampled_at,
+                   measurand, value) SELECT 'CP1', 1, id, 'TX-1', $1, 'Energy.Active.Import.Register', 300
+               FROM sessions WHERE transaction_id='TX-1'""", t[2])
+        # the charger, never having had the answer, sends seq 2 again on this connection
+        assert await raw.ok("TransactionEvent", tx("Updated", 2, t[2], readings=[(t[2], 300, None)])) == {}
+        await raw.ok("TransactionEvent", tx("Updated", 3, t[3], readings=[(t[3], 400, None)]))
+        await raw.ok("TransactionEvent", tx("Updated", 3, t[3], readings=[(t[3], 400, None)]))  # a plain repeat
+        await raw.ok("TransactionEvent", tx("Ended", 4, t[4], readings=[(t[4], 500, "Transaction.End")]))
+    s = await session(csms, "CP1")
+    assert (s["energy_wh"], s["last_seq_no"]) == (400, 4)
+    values = await csms.pool.fetch("SELECT value FROM meter_values WHERE session_id=$1 ORDER BY sampled_at", s["id"])
+    assert [v["value"] for v in values] == [100, 200, 300, 400, 500]  # each once
+    seqs = await csms.pool.fetch("SELECT seq_no, samples FROM transaction_events WHERE transaction_id='TX-1' "
+                                 "ORDER BY seq_no")
+    assert [(r["seq_no"], r["samples"]) for r in seqs] == [(0, 1), (1, 1), (2, 1), (3, 1), (4, 1)]
