@@ -103,6 +103,25 @@ class TestValidation:
             validation.validate("1.6", "StatusNotification",
                                 {"connectorId": 1, "errorCode": "NoError", "status": "Sleeping"}, "u")
         assert ocppj.error_code(info.value.kind, "1.6") == "PropertyConstraintViolation"
+        assert info.value.details == {"rule": "enum", "path": "data.status"}
+        assert "must be one of" in info.value.description and "Available" in info.value.description
+
+    @pytest.mark.parametrize("value", [1, True, None, ["Charging"], {"x": 1}, "charging", "Charging "])
+    def test_enum_takes_only_its_strings(self, value):
+        payload = {"eventType": "Updated", "timestamp": "2024-01-01T00:00:00Z", "triggerReason": "Trigger",
+                   "seqNo": 1, "transactionInfo": {"transactionId": "T", "chargingState": value}}
+        with pytest.raises(validation.ValidationFailed):
+            validation.validate("2.0.1", "TransactionEvent", payload, "u")
+        payload["transactionInfo"]["chargingState"] = "Charging"
+        validation.validate("2.0.1", "TransactionEvent", payload, "u")
+
+    def test_made_up_action_names_are_not_remembered(self):
+        before = len(validation._CHECKS)
+        for i in range(200):
+            assert not validation.has_schema("2.0.1", f"Made{i}Up")
+            with pytest.raises(validation.ValidationFailed):
+                validation.validate("2.0.1", f"Made{i}Up", {}, "u")
+        assert len(validation._CHECKS) == before
 
     def test_unknown_action(self):
         assert not validation.has_schema("1.6", "FooBar")

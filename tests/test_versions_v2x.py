@@ -120,6 +120,7 @@ def test_samples_units_and_defaults():
         {"value": 11, "measurand": "Power.Active.Import", "unitOfMeasure": {"unit": "kW"}, "phase": "L1"},
         {"value": 230, "measurand": "Voltage"},
         {"value": 55, "measurand": "SoC"},
+        {"value": 16, "measurand": "Current.Import", "unitOfMeasure": {"multiplier": 0}},  # unit: the measurand's
     ]}])
     assert [(s.measurand, s.value, s.unit, s.context, s.phase) for s in out] == [
         ("Energy.Active.Import.Register", 12.5, "Wh", None, None),
@@ -128,8 +129,56 @@ def test_samples_units_and_defaults():
         ("Power.Active.Import", 11000.0, "W", None, "L1"),
         ("Voltage", 230.0, "V", None, None),
         ("SoC", 55.0, "Percent", None, None),
+        ("Current.Import", 16.0, "A", None, None),
     ]
     assert all(s.timestamp == T0 for s in out)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_validation_leaves_the_payload_as_sent(version):
+    """No schema default is written into a payload: decoders apply the spec's defaults themselves."""
+    import copy
+
+    payload = {"eventType": "Updated", "timestamp": iso(T0), "triggerReason": "MeterValuePeriodic", "seqNo": 3,
+               "transactionInfo": {"transactionId": "T"}, "meterValue": [{"timestamp": iso(T0), "sampledValue": [
+                   {"value": 5, "unitOfMeasure": {"multiplier": 3}}]}]}
+    sent = copy.deepcopy(payload)
+    ev = decode(version, "TransactionEvent", payload)
+    assert payload == sent
+    assert ev.offline is False and [(s.value, s.unit) for s in ev.samples] == [(5000.0, "Wh")]
+    report = {"requestId": 1, "generatedAt": iso(T0), "seqNo": 0, "reportData": [
+        {"component": {"name": "C"}, "variable": {"name": "V"}, "variableAttribute": [{"value": "1"}]}]}
+    sent = copy.deepcopy(report)
+    rep = decode(version, "NotifyReport", report)
+    assert report == sent
+    assert rep.tbc is False and (rep.variables[0].persistent, rep.variables[0].constant) == (False, False)
+
+
+@pytest.mark.parametrize("version", ["1.6", *VERSIONS])
+def test_compiled_and_explaining_validators_agree(version):
+    """The fast validator and the one that names the rule refuse the same payloads."""
+    action = "MeterValues"
+    good = ({"connectorId": 1, "meterValue": [{"timestamp": iso(T0), "sampledValue": [{"value": "10"}]}]}
+            if version == "1.6" else
+            {"evseId": 1, "meterValue": [{"timestamp": iso(T0), "sampledValue": [{"value": 10}]}]})
+    check = validation._validator(version, action, False)
+    assert check.is_valid(good)
+    check.explain(good)
+    mv = good["meterValue"][0]
+    bad = [
+        {**good, "meterValue": []},
+        {**good, "meterValue": [{**mv, "timestamp": "2024-13-01T00:00:00Z"}]},
+        {**good, "meterValue": [{**mv, "timestamp": "yesterday"}]},
+        {**good, "meterValue": [{**mv, "sampledValue": [{**mv["sampledValue"][0], "measurand": "Nope"}]}]},
+        {**good, "meterValue": [{**mv, "sampledValue": [{**mv["sampledValue"][0], "extra": 1}]}]},
+        {**good, "meterValue": [{**mv, "sampledValue": [{}]}]},
+        {k: v for k, v in good.items() if k != "meterValue"},
+        {**good, "connectorId" if version == "1.6" else "evseId": "1"},
+    ]
+    for payload in bad:
+        assert not check.is_valid(payload), payload
+        with pytest.raises(validation.ValidationFailed):
+            validation.validate(version, action, payload, "1")
 
 
 @pytest.mark.parametrize("version", VERSIONS)

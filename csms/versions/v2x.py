@@ -26,6 +26,7 @@ Mapping decisions (the "one model"):
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from ..events import (
@@ -138,11 +139,17 @@ def _default_unit(measurand: str) -> str | None:
     return None
 
 
-def samples(meter_values: list[dict[str, Any]] | None) -> list[Sample]:
-    """Flatten 2.x ``MeterValueType[]`` into samples: multiplier applied, energy in Wh."""
+def samples(meter_values: list[dict[str, Any]] | None, known_time: tuple[str, datetime] | None = None
+            ) -> list[Sample]:
+    """Flatten 2.x ``MeterValueType[]`` into samples: multiplier applied, energy in Wh.
+
+    *known_time* is a timestamp already parsed, as (text, value): a meter value stamped with
+    the same text (a TransactionEvent's readings usually are) is not parsed again.
+    """
     out: list[Sample] = []
     for mv in meter_values or ():
-        ts = parse_time(mv["timestamp"])
+        text = mv["timestamp"]
+        ts = known_time[1] if known_time is not None and text == known_time[0] else parse_time(text)
         for sv in mv.get("sampledValue", ()):
             measurand = sv.get("measurand", ENERGY_REGISTER)
             uom = sv.get("unitOfMeasure")
@@ -213,17 +220,20 @@ def _transaction_event(p: dict[str, Any]) -> Event:
     id_tag, id_token_type = (token.get("idToken"), token.get("type")) if token else (None, None)
     meter_value = p.get("meterValue")
     kind = p["eventType"]
+    stamp = p["timestamp"]
+    timestamp = parse_time(stamp)
+    readings = samples(meter_value, (stamp, timestamp)) if meter_value else []
     if kind == "Updated":
         return TransactionUpdate(
-            info["transactionId"], parse_time(p["timestamp"]), p["seqNo"], connector_id, evse_id, id_tag,
+            info["transactionId"], timestamp, p["seqNo"], connector_id, evse_id, id_tag,
             info.get("chargingState"), p["triggerReason"], bool(p.get("offline", False)),
-            samples(meter_value) if meter_value else [], id_token_type, p.get("numberOfPhasesUsed"),
+            readings, id_token_type, p.get("numberOfPhasesUsed"),
             p.get("reservationId"), info.get("remoteStartId"), conn)
     common = dict(
-        transaction_id=info["transactionId"], timestamp=parse_time(p["timestamp"]), seq_no=p["seqNo"],
+        transaction_id=info["transactionId"], timestamp=timestamp, seq_no=p["seqNo"],
         connector_id=connector_id, evse_id=evse_id, evse_connector_id=conn, id_tag=id_tag,
         id_token_type=id_token_type, trigger_reason=p["triggerReason"], offline=bool(p.get("offline", False)),
-        samples=samples(meter_value) if meter_value else [], charging_state=info.get("chargingState"),
+        samples=readings, charging_state=info.get("chargingState"),
         number_of_phases=p.get("numberOfPhasesUsed"), remote_start_id=info.get("remoteStartId"),
         reservation_id=p.get("reservationId"),
     )
@@ -243,8 +253,8 @@ def _device_variables(report: list[dict[str, Any]] | None) -> list[DeviceVariabl
                 component=comp["name"], variable=var["name"], component_instance=comp.get("instance"),
                 evse_id=evse_id, evse_connector_id=conn, variable_instance=var.get("instance"),
                 attribute_type=attr.get("type", "Actual"), value=attr.get("value"),
-                mutability=attr.get("mutability"), persistent=attr.get("persistent"),
-                constant=attr.get("constant"), data_type=ch.get("dataType"), unit=ch.get("unit"),
+                mutability=attr.get("mutability"), persistent=attr.get("persistent", False),
+                constant=attr.get("constant", False), data_type=ch.get("dataType"), unit=ch.get("unit"),
                 min_limit=ch.get("minLimit"), max_limit=ch.get("maxLimit"), values_list=ch.get("valuesList"),
                 supports_monitoring=ch.get("supportsMonitoring"),
             ))
