@@ -36,9 +36,10 @@ prereqs:
 smoke: install
 	$(BIN)/python .ci/smoke_embedded.py
 
-## bench: throughput/latency/RSS against the reference central system
+## bench: throughput/latency/RSS against the reference central system, then 2.0.1 and 2.1 against 1.6
 bench: install
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py --compare-versions 1.6,2.0.1,2.1 --rounds 5 --duration 8
 
 ## demo: fill the database with a synthetic Yangquan (marked synthetic) for real-looking reports
 demo: install

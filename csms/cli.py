@@ -435,6 +435,12 @@ def simulate(
     samples: int = typer.Option(5, min=1, help="MeterValues per session."),
     id_tag: str = typer.Option("SIMTAG", help="Id tag the chargers present."),
     password: Optional[str] = typer.Option(None, help="Basic-auth password of every charger."),
+    ca_file: Optional[Path] = typer.Option(None, exists=True, dir_okay=False,
+                                           help="wss://: CA bundle to trust (default: the system's)."),
+    cert_file: Optional[Path] = typer.Option(None, exists=True, dir_okay=False,
+                                             help="wss:// profile 3: the chargers' client certificate (PEM)."),
+    key_file: Optional[Path] = typer.Option(None, exists=True, dir_okay=False,
+                                            help="Private key of --cert-file, if not in the same file."),
     fault_rate: float = typer.Option(0.05, min=0, max=1, help="Chance of a fault after a session."),
     register: bool = typer.Option(False, help="Register the chargers and id tag in the database first."),
 ) -> None:
@@ -443,23 +449,38 @@ def simulate(
 
     if ocpp not in ("1.6", "2.0.1", "2.1"):
         fail(f"--ocpp must be 1.6, 2.0.1 or 2.1, not {ocpp!r}", 2)
+    tls = url.startswith("wss://")
+    if not tls and (ca_file or cert_file or key_file):
+        fail("--ca-file, --cert-file and --key-file are for a wss:// URL", 2)
+    if key_file and not cert_file:
+        fail("--key-file needs --cert-file", 2)
+    ssl_context = None
+    if tls:
+        from .simulator import client_tls
+
+        try:
+            ssl_context = client_tls(str(ca_file) if ca_file else None, str(cert_file) if cert_file else None,
+                                     str(key_file) if key_file else None)
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            fail(f"cannot use the TLS files: {exc}", 2)
     ids = [f"{prefix}-{i:04d}" for i in range(1, chargers + 1)]
     if register:
         from .passwords import hash_password
 
         hashed = hash_password(password) if password else None
+        profile = 3 if cert_file else 2 if tls and password else 1 if password else 0
 
         async def fn(conn: asyncpg.Connection) -> None:
             await conn.executemany(
                 """INSERT INTO charge_points (id, password_hash, security_profile) VALUES ($1,$2,$3)
-                   ON CONFLICT (id) DO NOTHING""", [(i, hashed, 1 if password else 0) for i in ids])
+                   ON CONFLICT (id) DO NOTHING""", [(i, hashed, profile) for i in ids])
             await conn.execute("INSERT INTO id_tags (id_tag) VALUES ($1) ON CONFLICT DO NOTHING", id_tag)
 
         run_db(fn)
     setup_logging("INFO")
     config = SimulatorConfig(url=url.rstrip("/"), ids=ids, version=ocpp, sessions=sessions,
                              meter_interval=meter_interval, samples=samples, id_tag=id_tag,
-                             password=password, fault_rate=fault_rate)
+                             password=password, fault_rate=fault_rate, ssl=ssl_context)
     try:
         report = asyncio.run(run_simulation(config))
     except KeyboardInterrupt:

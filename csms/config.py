@@ -126,8 +126,8 @@ class Settings(BaseSettings):
         if not self.embedded_db and not self.database_url:
             raise ValueError("database_url: required when CSMS_EMBEDDED_DB=false")
         if self.commit_writers >= self.db_pool_size:
-            raise ValueError(f"commit_writers ({self.commit_writers}) must be below db_pool_size "
-                             f"({self.db_pool_size}): each writer keeps a connection, the rest need one too")
+            raise ValueError(f"commit_writers: {self.commit_writers} must be below db_pool_size "
+                             f"({self.db_pool_size}); each writer keeps a connection, the rest need some too")
         return self
 
     @classmethod

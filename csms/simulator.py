@@ -13,6 +13,7 @@ import asyncio
 import base64
 import logging
 import random
+import ssl as ssl_module
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -46,9 +47,24 @@ class SimulatorConfig:
     power_w: float = 7400.0
     connectors: int = 1
     seed: int | None = None
+    ssl: ssl_module.SSLContext | None = None  # for wss:// (profiles 2 and 3: the CA, and a client certificate)
 
 
 SUBPROTOCOL = {"1.6": "ocpp1.6", "2.0.1": "ocpp2.0.1", "2.1": "ocpp2.1"}
+
+
+def tls_options(config: SimulatorConfig) -> dict[str, Any]:
+    """``websockets.connect`` keyword arguments for *config*'s TLS context (none for ws://)."""
+    return {"ssl": config.ssl} if config.ssl is not None else {}
+
+
+def client_tls(ca_file: str | None, cert_file: str | None = None, key_file: str | None = None
+               ) -> ssl_module.SSLContext:
+    """A charger's TLS context: trust *ca_file* (else the system's CAs), present *cert_file* if given."""
+    ctx = ssl_module.create_default_context(cafile=ca_file)
+    if cert_file:
+        ctx.load_cert_chain(cert_file, key_file)
+    return ctx
 
 
 async def connect(url: str, cp_id: str, version: str = "1.6", password: str | None = None, **kwargs: Any):
@@ -230,7 +246,7 @@ async def _run_one(config: SimulatorConfig, cp_id: str, rng: random.Random, resu
 
         await run_charger_v2x(config, cp_id, rng, results)
         return
-    async with await connect(config.url, cp_id, "1.6", config.password) as ws:
+    async with await connect(config.url, cp_id, "1.6", config.password, **tls_options(config)) as ws:
         cp = Charger16(cp_id, ws, config)
         listener = asyncio.create_task(cp.start())
         try:

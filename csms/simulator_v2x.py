@@ -24,7 +24,7 @@ from ocpp.routing import after, on
 from ocpp.v21 import ChargePoint as ChargePoint21
 from ocpp.v201 import ChargePoint as ChargePoint201
 
-from .simulator import SimulatorConfig, connect, now_iso
+from .simulator import SimulatorConfig, connect, now_iso, tls_options
 
 __all__ = ["Charger201", "Charger21", "charger_class", "run_charger_v2x"]
 
@@ -306,11 +306,7 @@ def charger_class(version: str) -> type[_Charger2x]:
 
 async def run_charger_v2x(config: SimulatorConfig, cp_id: str, rng: random.Random, results: dict[str, Any]) -> None:
     """Run one 2.0.1 / 2.1 charger through *config*'s sessions, adding them to *results*."""
-    kwargs: dict[str, Any] = {}
-    ssl_context = getattr(config, "ssl", None)
-    if ssl_context is not None:
-        kwargs["ssl"] = ssl_context
-    async with await connect(config.url, cp_id, config.version, config.password, **kwargs) as ws:
+    async with await connect(config.url, cp_id, config.version, config.password, **tls_options(config)) as ws:
         cp = charger_class(config.version)(cp_id, ws, config)
         listener = asyncio.create_task(cp.start())  # type: ignore[attr-defined]
         try:

@@ -29,6 +29,9 @@ def test_wrong_settings_name_the_variable():
     assert msg.startswith("CSMS_RETENTION_YEARS:") and "CSMS_RETENTION_OVERRIDE" in msg
     assert error_of(embedded_db=False).startswith("CSMS_DATABASE_URL:")
     assert "CSMS_SHUTDOWN_TIMEOUT" in error_of(shutdown_timeout=0)
+    msg = error_of(commit_writers=10, db_pool_size=10)  # the writers would hold every connection
+    assert msg.startswith("CSMS_COMMIT_WRITERS:") and "db_pool_size" in msg
+    assert Settings(commit_writers=9, db_pool_size=10).commit_writers == 9
     # a bad database URL is reported without echoing it (it may hold a password)
     assert "secret" not in error_of(database_url=["postgresql://u:secret@h/db"])
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import ipaddress
+import json
 import os
 import socket
 import ssl
@@ -26,7 +27,7 @@ from pydantic import ValidationError
 
 from csms.app import CsmsApp
 from csms.config import Settings
-from csms.simulator import SimulatorConfig, connect, run_simulation
+from csms.simulator import connect
 from csms.simulator_v2x import charger_class
 
 from .conftest import free_port, make_settings, wait_for
@@ -268,17 +269,35 @@ async def test_garbage_before_the_tls_handshake(tls_csms):
     await works(tls_csms.ws_url, "PLAIN", "1.6")
 
 
-async def test_simulated_charger_over_mutual_tls(tls_csms):
+async def test_simulated_chargers_over_tls_from_the_cli(tls_csms):
+    """`csms simulate` speaks wss://: profile 3 with a client certificate, profile 2 with a password."""
+    from .test_cli import run
+
     pki = tls_csms.pki
-    await tls_csms.register("CP3", 3)
+    await tls_csms.register("T3-0001", 3)
+    await tls_csms.register("T2-0001", 2, password="pw-of-t2-0001")
     await tls_csms.app.pool.execute("INSERT INTO id_tags (id_tag) VALUES ('SIMTAG')")
-    config = SimulatorConfig(url=tls_csms.wss_url, ids=["CP3"], version="2.0.1", sessions=1, meter_interval=0.02,
-                             samples=2, fault_rate=0)
-    config.ssl = pki.client("CP3")  # type: ignore[attr-defined]
-    report = await run_simulation(config)
+    cert, key = pki.ca.issue(pki.directory, "T3-0001")
+    common = ["simulate", "--url", tls_csms.wss_url, "--ca-file", str(pki.ca.path), "--samples", "2",
+              "--meter-interval", "0.02", "--fault-rate", "0"]
+    code, out, err = await run(None, *common, "--ocpp", "2.0.1", "--prefix", "T3", "--cert-file", str(cert),
+                               "--key-file", str(key))
+    assert code == 0, err
+    report = json.loads(out)
     assert report["failed_chargers"] == []
-    energy = await tls_csms.app.pool.fetchval("SELECT energy_wh FROM sessions WHERE charge_point_id='CP3'")
+    energy = await tls_csms.app.pool.fetchval("SELECT energy_wh FROM sessions WHERE charge_point_id='T3-0001'")
     assert energy == report["sessions"][0]["energy_wh"] > 0
+    code, out, err = await run(None, *common, "--ocpp", "1.6", "--prefix", "T2", "--password", "pw-of-t2-0001")
+    assert code == 0 and json.loads(out)["failed_chargers"] == [], err
+    assert await tls_csms.app.pool.fetchval("SELECT count(*) FROM sessions WHERE charge_point_id='T2-0001'") == 1
+    # without the client certificate the profile 3 charger is refused, and the CLI says so
+    code, out, err = await run(None, *common, "--ocpp", "2.1", "--prefix", "T3")
+    assert code != 0 and "T3-0001" in out + err
+    # TLS files on a ws:// URL, or a key without its certificate, are usage errors
+    code, _, err = await run(None, "simulate", "--url", tls_csms.ws_url, "--ca-file", str(pki.ca.path))
+    assert code == 2 and "wss://" in err
+    code, _, err = await run(None, *common, "--key-file", str(key))
+    assert code == 2 and "--cert-file" in err
 
 
 def test_tls_settings_are_checked(tmp_path):
