@@ -135,7 +135,7 @@ class ChargerService:
     async def _start(self, ev: TransactionStart, now) -> StartResult:
         async def op(conn):
             sid, tx_id, info = await store.start_transaction(conn, self.cp_id, self.version, ev, now)
-            # Samples go into the batch's single COPY.
+            # Samples go into the batch's single insert.
             return WithMeterRows((sid, tx_id, info),
                                  store.meter_rows(self.cp_id, ev.connector_id, sid, tx_id, ev.samples))
 

@@ -285,7 +285,7 @@ class TxEventResult:
     unknown_evse: bool = False
     connector_id: int | None = None
     id_tag_info: IdTagInfo | None = None
-    rows: list[tuple] = field(default_factory=list)  # meter rows still to be written (batch COPY)
+    rows: list[tuple] = field(default_factory=list)  # meter rows still to be written (the batch's insert)
     # the session after this event (what the light path needs to know)
     open: bool = False
     evse_id: int | None = None
@@ -431,7 +431,7 @@ async def transaction_events(conn: asyncpg.Connection, records: list[TxRecord]) 
     ``duplicate``. Events may come in any order and late (offline): see :data:`_TX_EVENTS_SQL`.
     An Ended event, and any event for a session that already ended, writes its samples at
     once and recomputes the session's meter readings and energy (:func:`finalize_session`);
-    other events leave their samples in ``rows`` for the batch's COPY. This is the bulk
+    other events leave their samples in ``rows`` for the batch's insert. This is the bulk
     handler of :meth:`GroupCommitter.bulk`: a batch costs one statement per round, a round
     taking at most one event per session.
     """
@@ -466,7 +466,7 @@ def light_event_row(cp_id: str, version: str, ev: TransactionUpdate, connector_i
     For the service's light path: a TransactionEvent(Updated) of a session this connection saw
     open, with a seqNo above every one seen, that carries no token and no new EVSE, charging
     state or phase count. Recording the event (for idempotency and the audit trail) and its
-    samples is then all there is to do, and both go into the batch's ``COPY``; the primary key
+    samples is then all there is to do, and both go into the batch's single insert; the primary key
     (charger, transactionId, seqNo) refuses a repeat the connection could not know of.
     """
     return (cp_id, ev.transaction_id, ev.seq_no, "Updated", ev.trigger_reason, ev.timestamp, ev.offline,
