@@ -53,11 +53,6 @@ class SimulatorConfig:
 SUBPROTOCOL = {"1.6": "ocpp1.6", "2.0.1": "ocpp2.0.1", "2.1": "ocpp2.1"}
 
 
-def tls_options(config: SimulatorConfig) -> dict[str, Any]:
-    """``websockets.connect`` keyword arguments for *config*'s TLS context (none for ws://)."""
-    return {"ssl": config.ssl} if config.ssl is not None else {}
-
-
 def client_tls(ca_file: str | None, cert_file: str | None = None, key_file: str | None = None
                ) -> ssl_module.SSLContext:
     """A charger's TLS context: trust *ca_file* (else the system's CAs), present *cert_file* if given."""
@@ -98,6 +93,17 @@ class Charger16(ChargePoint16):
     async def status(self, connector_id: int, status: str, error_code: str = "NoError", **kw: Any) -> Any:
         return await self.call(call16.StatusNotification(
             connector_id=connector_id, error_code=error_code, status=status, timestamp=now_iso(), **kw))
+
+    async def available(self) -> None:
+        """Report every connector, and the charger itself (connector 0), Available."""
+        for c in range(0, self.config.connectors + 1):
+            await self.status(c, "Available")
+
+    async def fault(self, connector_id: int, pause: float) -> None:
+        """A ground failure on *connector_id*, cleared after *pause* seconds."""
+        await self.status(connector_id, "Faulted", "GroundFailure", vendor_error_code="E42")
+        await asyncio.sleep(pause)
+        await self.status(connector_id, "Available")
 
     async def charge(self, connector_id: int = 1, samples: int = 5, interval: float = 1.0,
                      id_tag: str | None = None) -> dict[str, Any]:
@@ -240,28 +246,30 @@ class Charger16(ChargePoint16):
         return result16.GetDiagnostics(file_name=f"{self.id}-diagnostics.log")
 
 
-async def _run_one(config: SimulatorConfig, cp_id: str, rng: random.Random, results: dict[str, Any]) -> None:
-    if config.version != "1.6":
-        from .simulator_v2x import run_charger_v2x  # noqa: PLC0415 - only when asked for
+def _charger_class(version: str) -> type:
+    if version == "1.6":
+        return Charger16
+    from .simulator_v2x import charger_class  # noqa: PLC0415 - only when asked for
 
-        await run_charger_v2x(config, cp_id, rng, results)
-        return
-    async with await connect(config.url, cp_id, "1.6", config.password, **tls_options(config)) as ws:
-        cp = Charger16(cp_id, ws, config)
+    return charger_class(version)
+
+
+async def _run_one(config: SimulatorConfig, cp_id: str, rng: random.Random, results: dict[str, Any]) -> None:
+    """Run one charger through *config*'s sessions, adding them (and its faults) to *results*."""
+    tls = {"ssl": config.ssl} if config.ssl is not None else {}  # None would mean "no TLS" to websockets
+    async with await connect(config.url, cp_id, config.version, config.password, **tls) as ws:
+        cp = _charger_class(config.version)(cp_id, ws, config)
         listener = asyncio.create_task(cp.start())
         try:
             await cp.boot()
-            for c in range(0, config.connectors + 1):
-                await cp.status(c, "Available")
+            await cp.available()
             n = 0
             while config.sessions == 0 or n < config.sessions:
                 outcome = await cp.charge(1, config.samples, config.meter_interval, config.id_tag)
                 results["sessions"].append({"charge_point_id": cp_id, **outcome})
                 n += 1
                 if rng.random() < config.fault_rate:
-                    await cp.status(1, "Faulted", "GroundFailure", vendor_error_code="E42")
-                    await asyncio.sleep(config.meter_interval)
-                    await cp.status(1, "Available")
+                    await cp.fault(1, config.meter_interval)
                     results["faults"] += 1
         finally:
             listener.cancel()

@@ -24,9 +24,9 @@ from ocpp.routing import after, on
 from ocpp.v21 import ChargePoint as ChargePoint21
 from ocpp.v201 import ChargePoint as ChargePoint201
 
-from .simulator import SimulatorConfig, connect, now_iso, tls_options
+from .simulator import SimulatorConfig, now_iso
 
-__all__ = ["Charger201", "Charger21", "charger_class", "run_charger_v2x"]
+__all__ = ["Charger201", "Charger21", "charger_class"]
 
 ENERGY = "Energy.Active.Import.Register"
 
@@ -69,6 +69,19 @@ class _Charger2x:
     async def status(self, evse_id: int, status: str, connector_id: int = 1) -> Any:
         return await self.call(self._call.StatusNotification(  # type: ignore[attr-defined]
             timestamp=now_iso(), connector_status=status, evse_id=evse_id, connector_id=connector_id))
+
+    async def available(self) -> None:
+        """Report every EVSE Available."""
+        for evse in range(1, self.config.connectors + 1):
+            await self.status(evse, "Available")
+
+    async def fault(self, evse_id: int, pause: float) -> None:
+        """A tripped RCD on *evse_id* (status Faulted and a problem event), cleared after *pause* seconds."""
+        await self.status(evse_id, "Faulted")
+        await self.problem(evse_id, True)
+        await asyncio.sleep(pause)
+        await self.problem(evse_id, False)
+        await self.status(evse_id, "Available")
 
     async def problem(self, evse_id: int, active: bool, component: str = "RCD", variable: str = "Tripped",
                       tech_code: str | None = "E42") -> Any:
@@ -302,28 +315,3 @@ def charger_class(version: str) -> type[_Charger2x]:
     if version == "2.1":
         return Charger21
     raise ValueError(f"not an OCPP 2.x version: {version!r}")
-
-
-async def run_charger_v2x(config: SimulatorConfig, cp_id: str, rng: random.Random, results: dict[str, Any]) -> None:
-    """Run one 2.0.1 / 2.1 charger through *config*'s sessions, adding them to *results*."""
-    async with await connect(config.url, cp_id, config.version, config.password, **tls_options(config)) as ws:
-        cp = charger_class(config.version)(cp_id, ws, config)
-        listener = asyncio.create_task(cp.start())  # type: ignore[attr-defined]
-        try:
-            await cp.boot()
-            for evse in range(1, config.connectors + 1):
-                await cp.status(evse, "Available")
-            n = 0
-            while config.sessions == 0 or n < config.sessions:
-                outcome = await cp.charge(1, config.samples, config.meter_interval, config.id_tag)
-                results["sessions"].append({"charge_point_id": cp_id, **outcome})
-                n += 1
-                if rng.random() < config.fault_rate:
-                    await cp.status(1, "Faulted")
-                    await cp.problem(1, True)
-                    await asyncio.sleep(config.meter_interval)
-                    await cp.problem(1, False)
-                    await cp.status(1, "Available")
-                    results["faults"] += 1
-        finally:
-            listener.cancel()
